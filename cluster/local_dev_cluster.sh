@@ -273,7 +273,9 @@ status() {
         http_ok "http://$HOST:$MLFLOW_PORT/health" && log "mlflow: /health OK" || rc=1
         http_ok "http://$HOST:$DASHBOARD_PORT/api/version" && log "ray: job API OK" || rc=1
         http_ok "http://$HOST:$MOTO_PORT/$BUCKET" && log "moto: bucket s3://$BUCKET OK" || rc=1
-        ray status --address "$HOST:$RAY_PORT" 2>/dev/null | sed -n '/Resources/,$p' || true
+        local res
+        res=$(ray status --address "$HOST:$RAY_PORT" 2>/dev/null | sed -n '/Resources/,$p') || true
+        if [ -n "$res" ]; then echo "$res"; else log "ray: no resource report yet (just started?)"; fi
         log "env file: $DIR/env.sh"
     fi
     return "$rc"

@@ -93,7 +93,7 @@ PRESETS = {
     ),
     "small": dict(
         image_size=64,
-        channels=(48, 96, 128, 128, 96),
+        channels=(32, 64, 96, 96, 64),
         kernels=(5, 5, 3, 3, 3),
         strides=(2, 1, 1, 1, 1),
         pads=(2, 2, 1, 1, 1),

@@ -13,20 +13,21 @@ from torch import nn
 
 
 class Discriminator(nn.Module):
-    def __init__(self, *, image_size: int, code_dim: int, widths=(32, 64, 128, 256, 256), code_widths=(1024, 512)):
+    def __init__(self, *, image_size: int, code_dim: int, widths=None, code_widths=(1024, 512)):
         super().__init__()
-        # the paper's 227-px D starts with a 7x7/4 conv; small images start with 5x5/2
-        k1, s1 = (7, 4) if image_size >= 128 else (5, 2)
+        if image_size >= 128:  # the paper's 227-px image branch
+            widths = widths or (32, 64, 128, 256, 256)
+            kernels, strides = (7, 5, 3, 3, 3), (4, 1, 2, 1, 2)
+        else:  # small images: the same five convs, cheaper (stride 2 early, narrower)
+            widths = widths or (32, 64, 64, 128, 128)
+            kernels, strides = (5, 3, 3, 3, 3), (2, 2, 1, 2, 1)
         act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
+        layers, cin = [], 3
+        for w, k, s in zip(widths, kernels, strides):
+            layers += [nn.Conv2d(cin, w, k, s, k // 2), act()]
+            cin = w
+        self.image = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())  # (B, widths[-1])
         w = widths
-        self.image = nn.Sequential(
-            nn.Conv2d(3, w[0], k1, s1, k1 // 2), act(),  # (B, 32, S/s1, S/s1)
-            nn.Conv2d(w[0], w[1], 5, 1, 2), act(),
-            nn.Conv2d(w[1], w[2], 3, 2, 1), act(),  # /2
-            nn.Conv2d(w[2], w[3], 3, 1, 1), act(),
-            nn.Conv2d(w[3], w[4], 3, 2, 1), act(),  # /2
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 256)
-        )
         self.code = nn.Sequential(
             nn.Linear(code_dim, code_widths[0]), act(),
             nn.Linear(code_widths[0], code_widths[1]), act(),  # (B, 512)

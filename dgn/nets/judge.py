@@ -14,7 +14,7 @@ from dgn.nets.caffenet import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Judge(nn.Module):
-    def __init__(self, *, num_classes: int, image_size: int = 64, widths=(32, 64, 128, 256), convs_per_block: int = 1):
+    def __init__(self, *, num_classes: int, image_size: int = 64, widths=(16, 32, 64, 128), convs_per_block: int = 1):
         super().__init__()
         self.image_size = image_size
         self.widths, self.convs_per_block = tuple(widths), convs_per_block

@@ -233,7 +233,7 @@ class GANTrainer:
     def load(self, ck: dict, *, where: str = "checkpoint") -> None:
         if ck.get("kind") != "gan":
             raise DGNError(f"{where} holds a {ck.get('kind')} but a gan checkpoint is needed")
-        if GeneratorConfig.from_dict(ck["g_config"]) != self.g_config:
+        if ck["config"].get("layer") != self.cfg.layer or GeneratorConfig.from_dict(ck["g_config"]) != self.g_config:
             raise DGNError(f"{where} holds a generator for code {tuple(ck['g_config']['code_shape'])} "
                            f"({ck['config'].get('layer')}), not the one configured for {self.cfg.layer}")
         load_state(self.generator, ck["generator"], what=f"generator in {where}")
