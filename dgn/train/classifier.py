@@ -24,8 +24,12 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches, *, device="cpu", amp: bool = False) -> dict:
-    """One pass over ``batches`` of (images in [0,1], labels); returns mean loss and accuracy."""
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches, *, device="cpu", amp: bool = False,
+                sched=None) -> dict:
+    """One pass over ``batches`` of (images in [0,1], labels); returns mean loss and accuracy.
+
+    ``sched``: a learning-rate scheduler stepped after every batch.
+    """
     device = torch.device(device)
     model.train()
     tot_loss = tot_correct = n = 0
@@ -37,6 +41,8 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches, *, device
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         tot_loss += loss.item() * len(y)
         tot_correct += (logits.argmax(1) == y).sum().item()
         n += len(y)

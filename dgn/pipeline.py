@@ -1,0 +1,283 @@
+"""The pipeline in one process: data → classifier E (a checkpoint per epoch) → judge → G → quality.
+
+Each stage is a function that a Ray Train worker can call unchanged; the
+orchestrator :func:`run_pipeline` chains them for the embedded default and for
+the quality benchmark. Storage layout under ``cfg.storage``::
+
+    data/                      the embedded synthetic dataset (when no --data)
+    classifier/epoch=0001.pt   every epoch's classifier (what atlases visualise)
+    judge/judge.pt             the independent judge
+    generator/fc6/epoch=0001.pt
+    quality.json, montage-*.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
+from dgn.data import load_split, read_meta, write_synthetic
+from dgn.errors import DGNError
+from dgn.metrics import activation_ratio, best_real_activations, realism, reconstruction_metrics
+from dgn.metrics.judge import judge_predictions
+from dgn.nets import Judge, build_caffenet, check_layer
+from dgn.train.batches import tensor_batches
+from dgn.train.checkpoint import save_checkpoint
+from dgn.train.classifier import classifier_checkpoint, evaluate, judge_checkpoint, make_optimizer, train_epoch
+from dgn.train.codestats import code_stats
+from dgn.train.gan import PAPER, GANConfig, GANTrainer
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class PipelineConfig:
+    data: str = ""  # dataset URI; empty: the embedded synthetic set, written under storage/data
+    storage: str = "runs/default"
+    preset: str = "default"  # default | paper (the paper's faithful G losses and AM settings)
+    image_size: int = 64
+    classifier: str = "small"  # CaffeNet preset of E
+    classifier_epochs: int = 4
+    classifier_lr: float = 3e-3
+    judge_epochs: int = 4
+    judge_lr: float = 3e-3
+    gan_epochs: int = 8
+    batch_size: int = 64
+    gan: GANConfig = field(default_factory=GANConfig)
+    am: AMConfig = field(default_factory=AMConfig)
+    am_starts: int = 5  # DGN-AM restarts per fc8 unit in the quality check
+    n_train: int = 8000  # embedded dataset size
+    n_val: int = 1000
+    seed: int = 0
+    judge_seed: int = 1234
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        check_layer(self.gan.layer)
+        self.gan.validate()
+        for name in ("classifier_epochs", "judge_epochs", "gan_epochs"):
+            if getattr(self, name) < 0:
+                raise DGNError(f"{name.replace('_', '-')} must be ≥ 0; got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise DGNError(f"batch-size must be ≥ 1; got {self.batch_size}")
+        if self.preset not in PRESETS:
+            raise DGNError(f"unknown preset {self.preset!r}; valid presets: {', '.join(PRESETS)}")
+
+
+# The embedded default's G recipe: what the quality study (bench/quality_study.py) found best
+# (single 240-s runs; see docs/quality.md): pixel loss with class-informative colour, a conv3
+# comparator (pool5 is only 4×4 at 64 px), no adversarial term at this budget.
+DEFAULT_GAN = dict(image_loss="pixel", w_image=1.0, w_feature=0.1, w_adv=0.0, feature_layer="conv3",
+                   warmup_steps=100, lr=1e-3, pause="adversarial", generator_overrides={"widths": (128, 64, 32, 16)})
+DEFAULT_AM = dict(lr=0.25, lr_end=1e-10, steps=200, init="noise", noise_std=1.0)
+PRESETS = {"default": (DEFAULT_GAN, DEFAULT_AM), "paper": (PAPER, {})}
+
+
+def preset_config(preset: str = "default", **overrides) -> PipelineConfig:
+    """A PipelineConfig with the preset's GAN and AM settings, then ``overrides``."""
+    if preset not in PRESETS:
+        raise DGNError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    gan, am = PRESETS[preset]
+    gan_over = overrides.pop("gan", {}) or {}
+    am_over = overrides.pop("am", {}) or {}
+    return PipelineConfig(preset=preset, gan=GANConfig(**{**gan, **gan_over}), am=AMConfig(**{**am, **am_over}),
+                          **overrides)
+
+
+# helpers
+
+
+def _ckpt(storage: str, *parts: str) -> str:
+    return "/".join([storage.rstrip("/"), *parts])
+
+
+def _montage(images: torch.Tensor, path: Path, nrow: int) -> None:
+    import torchvision
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torchvision.utils.save_image(images.clamp(0, 1), str(path), nrow=nrow, padding=2, pad_value=1.0)
+
+
+# stages
+
+
+def prepare_data(cfg: PipelineConfig, log: Log = print) -> str:
+    """The dataset URI to train on; writes the embedded synthetic set when none was given."""
+    if cfg.data:
+        read_meta(cfg.data)  # validates before any work starts
+        return cfg.data
+    uri = _ckpt(cfg.storage, "data")
+    try:
+        meta = read_meta(uri)
+        log(f"data: reusing the embedded dataset at {uri} ({meta.counts})")
+    except DGNError:
+        t = time.time()
+        meta = write_synthetic(uri, n_train=cfg.n_train, n_val=cfg.n_val, seed=cfg.seed, image_size=cfg.image_size)
+        log(f"data: wrote the embedded dataset to {uri} ({meta.counts}) in {time.time() - t:.0f}s")
+    return uri
+
+
+def train_classifier(model, train, val, *, epochs: int, lr: float, batch_size: int, seed: int, device="cpu",
+                     on_epoch: Callable[[int, dict, torch.nn.Module, object], None] | None = None) -> dict:
+    """Adam with a one-cycle schedule; ``on_epoch(epoch, metrics, model, opt)`` after each epoch (1-based)."""
+    xt, yt = train
+    xv, yv = val
+    model.to(device)
+    opt = make_optimizer(model, lr)
+    steps = epochs * (len(xt) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1)) if steps else None
+    metrics = {}
+    for epoch in range(1, epochs + 1):
+        tr = train_epoch(model, opt, tensor_batches(xt, yt, batch_size=batch_size, shuffle=True, seed=seed * 1000 + epoch,
+                                                    drop_last=True), device=device, sched=sched)
+        va = evaluate(model, tensor_batches(xv, yv, batch_size=256), device=device)
+        metrics = {"train_loss": tr["loss"], "train_acc": tr["acc"], "val_loss": va["loss"], "val_acc": va["acc"]}
+        if on_epoch:
+            on_epoch(epoch, metrics, model, opt)
+    return metrics
+
+
+def train_generator(trainer: GANTrainer, train_images: torch.Tensor, *, epochs: int, batch_size: int, seed: int,
+                    on_epoch: Callable[[int, dict], None] | None = None, log: Log = print) -> dict:
+    means: dict = {}
+    for epoch in range(1, epochs + 1):
+        t, sums, n = time.time(), {}, 0
+        for x in tensor_batches(train_images, batch_size=batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=True,
+                                device=trainer.device):
+            out = trainer.step(x)
+            for k, v in out.items():
+                if not math.isnan(v):
+                    sums[k] = sums.get(k, 0.0) + v
+            n += 1
+        means = {k: v / max(n, 1) for k, v in sums.items()}
+        log(f"generator epoch {epoch}/{epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in means.items())
+            + f" ({time.time() - t:.0f}s)")
+        if on_epoch:
+            on_epoch(epoch, means)
+    return means
+
+
+@torch.no_grad()
+def _val_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255
+
+
+def quality(cfg: PipelineConfig, *, encoder, generator, judge, code_stats_: dict, val, num_classes: int,
+            out_dir: Path | None = None, log: Log = print) -> dict:
+    """Reconstruction, and DGN-AM on every fc8 unit × ``am_starts``: recognisability, ratio, realism."""
+    xv, yv = val
+    xvf = _val_float(xv)
+    t = time.time()
+    rec = reconstruction_metrics(generator, encoder, cfg.gan.layer, xvf, yv, judge=judge)
+    target = TargetNet.caffenet(encoder)
+    units = [f"fc8:{k}" for k in range(num_classes)]
+    objectives = [u for _ in range(cfg.am_starts) for u in units]  # start s of unit k at s*K + k
+    res = dgn_am(generator, target, objectives, code_stats=code_stats_, config=cfg.am, device=cfg.device)
+    intended = torch.arange(num_classes).repeat(cfg.am_starts)
+    best = best_real_activations(target, units, tensor_batches(xv, batch_size=256)).repeat(cfg.am_starts)
+    ratio = activation_ratio(res.activations.cpu().float(), best)
+    labels, probs = judge_predictions(judge, res.images.cpu().float())
+    hits = labels == intended
+    out = {
+        **rec,
+        "am_recognisability": hits.float().mean().item(),
+        "am_units_recognised_any_start": hits.view(cfg.am_starts, num_classes).any(0).float().mean().item(),
+        "am_median_activation_ratio": ratio.nanmedian().item(),
+        "am_realism_fd": realism(judge, res.images.cpu().float(), xvf),
+        "am_mean_judge_prob": probs.mean().item(),
+        "am_seconds": time.time() - t,
+    }
+    if out_dir is not None:
+        from dgn.metrics.reconstruction import reconstruct
+
+        order = torch.cat([torch.nonzero(yv == k)[:6, 0] for k in range(num_classes)])
+        recs = reconstruct(generator, encoder, cfg.gan.layer, xvf[order])
+        pairs = torch.stack([xvf[order], recs], 1).flatten(0, 1)  # real, reconstruction, …
+        _montage(pairs, out_dir / "montage-reconstructions.png", nrow=12)
+        grid = res.images.cpu().view(cfg.am_starts, num_classes, *res.images.shape[1:]).transpose(0, 1).flatten(0, 1)
+        _montage(grid, out_dir / "montage-dgn-am-fc8.png", nrow=cfg.am_starts)  # a row per class unit
+    return out
+
+
+def run_pipeline(cfg: PipelineConfig, log: Log = print) -> dict:
+    """The embedded pipeline end to end, one process. Returns the summary (also in storage/quality.json)."""
+    cfg.validate()
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    data = prepare_data(cfg, log)
+    meta = read_meta(data)
+    train = load_split(data, "train", image_size=cfg.image_size)
+    val = load_split(data, "val", image_size=cfg.image_size)
+    log(f"data: {len(train[0])} train, {len(val[0])} val images, {meta.num_classes} classes ({time.time() - t0:.0f}s)")
+    timings = {}
+
+    # E: the classifier, a checkpoint every epoch
+    t = time.time()
+    torch.manual_seed(cfg.seed)
+    encoder = build_caffenet(cfg.classifier, num_classes=meta.num_classes, image_size=cfg.image_size)
+    classifier_uris = []
+
+    def save_e(epoch, m, model, opt):
+        uri = save_checkpoint(classifier_checkpoint(model, opt, epoch=epoch, metrics=m, class_names=meta.class_names),
+                              _ckpt(cfg.storage, "classifier", f"epoch={epoch:04d}.pt"))
+        classifier_uris.append(uri)
+        log(f"classifier epoch {epoch}/{cfg.classifier_epochs}: val acc {m['val_acc']:.3f}, loss {m['train_loss']:.3f}")
+
+    e_metrics = train_classifier(encoder, train, val, epochs=cfg.classifier_epochs, lr=cfg.classifier_lr,
+                                 batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device, on_epoch=save_e)
+    timings["classifier_seconds"] = time.time() - t
+    encoder.eval()
+
+    # the independent judge: own seed, own architecture
+    t = time.time()
+    torch.manual_seed(cfg.judge_seed)
+    judge = Judge(num_classes=meta.num_classes, image_size=cfg.image_size)
+
+    def log_j(epoch, m, model, opt):
+        log(f"judge epoch {epoch}/{cfg.judge_epochs}: val acc {m['val_acc']:.3f}")
+
+    j_metrics = train_classifier(judge, train, val, epochs=cfg.judge_epochs, lr=cfg.judge_lr, batch_size=cfg.batch_size,
+                                 seed=cfg.judge_seed, device=cfg.device, on_epoch=log_j)
+    save_checkpoint(judge_checkpoint(judge, epoch=cfg.judge_epochs, metrics=j_metrics, seed=cfg.judge_seed),
+                    _ckpt(cfg.storage, "judge", "judge.pt"))
+    judge.eval()
+    timings["judge_seconds"] = time.time() - t
+
+    # G: inverts E's code
+    t = time.time()
+    stats = code_stats(encoder, cfg.gan.layer, tensor_batches(train[0], batch_size=256, device=cfg.device))
+    trainer = GANTrainer(encoder, cfg.gan, code_stats=stats, device=cfg.device, seed=cfg.seed)
+
+    def save_g(epoch, m):
+        save_checkpoint(trainer.state(epoch=epoch, metrics=m, encoder_ref=classifier_uris[-1] if classifier_uris else ""),
+                        _ckpt(cfg.storage, "generator", cfg.gan.layer, f"epoch={epoch:04d}.pt"))
+
+    train_generator(trainer, train[0], epochs=cfg.gan_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                    on_epoch=save_g, log=log)
+    timings["generator_seconds"] = time.time() - t
+    timings["training_seconds"] = sum(timings.values())
+
+    out_dir = Path(cfg.storage) if "://" not in cfg.storage else None
+    q = quality(cfg, encoder=encoder, generator=trainer.generator, judge=judge, code_stats_=stats, val=val,
+                num_classes=meta.num_classes, out_dir=out_dir, log=log)
+    summary = {
+        "classifier_val_acc": e_metrics.get("val_acc", float("nan")),
+        "judge_val_acc": j_metrics.get("val_acc", float("nan")),
+        **q, **timings, "total_seconds": time.time() - t0,
+        "dead_code_units": int((stats["std"] <= 1e-6).sum()),
+        "classifier_checkpoints": classifier_uris,
+        "config": cfg.to_dict(),
+    }
+    if out_dir is not None:
+        (out_dir / "quality.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
