@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -39,10 +41,12 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature sets a (N, D) and b (M, D)."""
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():  # near-singular: regularise, as the FID reference code does
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = scipy.linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # near-singular covariances: handled below
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():  # regularise, as the FID reference code does
+            eps = np.eye(len(s1)) * 1e-6
+            covmean = scipy.linalg.sqrtm((s1 + eps) @ (s2 + eps))
     covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 

@@ -1,0 +1,125 @@
+"""The generator-quality study: one factor at a time against a fixed baseline, over seeds.
+
+    python bench/quality_study.py                                   # every factor, 3 seeds, 240 s of G each
+    python bench/quality_study.py --factors baseline,adversarial --seeds 0,1,2 --seconds 240
+    python bench/quality_study.py --list                            # the factors and what they change
+
+For each seed it trains E and the judge once (as the pipeline does), then for
+each variant trains G for a fixed wall-clock budget and measures, with the
+independent judge (never E): its accuracy on G(E(x_val)), DGN-AM
+recognisability of every fc8 unit × 5 starts, median activation ratio and
+Fréchet distance to real val images. Prints a markdown table of mean ± std
+over seeds, and writes montages per variant under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dgn.am.dgn_am import AMConfig  # noqa: E402
+from dgn.data import load_split, read_meta  # noqa: E402
+from dgn.nets import Judge, build_caffenet  # noqa: E402
+from dgn.pipeline import DEFAULT_AM, DEFAULT_GAN, prepare_data, preset_config, quality, train_classifier  # noqa: E402
+from dgn.train.batches import tensor_batches  # noqa: E402
+from dgn.train.codestats import code_stats  # noqa: E402
+from dgn.train.gan import GANConfig, GANTrainer  # noqa: E402
+
+# variant name → (GANConfig changes, AMConfig changes): one factor each against the baseline
+FACTORS = {
+    "baseline": ({}, {}),
+    "faithful-losses": ({"image_loss": "pixel", "feature_layer": "pool5", "w_adv": 0.01, "warmup_steps": 0}, {}),
+    "contrast-loss": ({"image_loss": "contrast"}, {}),
+    "pool5-comparator": ({"feature_layer": "pool5"}, {}),
+    "adversarial": ({"w_adv": 0.01}, {}),
+    "no-warmup": ({"warmup_steps": 0}, {}),
+    "deconv-G": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "arch": "deconv"}}, {}),
+    "no-batchnorm": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "norm": "none"}}, {}),
+    "wide-G": ({"generator_overrides": {"widths": (256, 128, 64, 32)}}, {}),
+    "paper-balance": ({"w_adv": 0.01, "pause": "update"}, {}),
+    "am-lr-8": ({}, {"lr": 8.0}),
+    "am-lr-1": ({}, {"lr": 1.0}),
+    "am-init-zeros": ({}, {"init": "zeros"}),
+    "am-100-steps": ({}, {"steps": 100}),
+}
+METRICS = ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd", "steps")
+
+
+def run_variant(name, gan_over, am_over, *, encoder, judge, stats, train, val, num_classes, seconds, seed, out: Path):
+    cfg = preset_config("default", seed=seed, gan={**DEFAULT_GAN, **gan_over}, am={**DEFAULT_AM, **am_over})
+    trainer = GANTrainer(encoder, cfg.gan, code_stats=stats, seed=seed)
+    t, epoch = time.time(), 0
+    while time.time() - t < seconds:
+        for x in tensor_batches(train[0], batch_size=cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=True):
+            trainer.step(x)
+            if time.time() - t >= seconds:
+                break
+        epoch += 1
+    q = quality(cfg, encoder=encoder, generator=trainer.generator, judge=judge, code_stats_=stats, val=val,
+                num_classes=num_classes, out_dir=out / f"{name}-seed{seed}", log=lambda m: None)
+    q["steps"] = trainer.step_count
+    return q
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--factors", default=",".join(FACTORS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--seconds", type=float, default=240.0, help="wall-clock budget of G training per variant")
+    p.add_argument("--out", default="runs/quality-study")
+    p.add_argument("--list", action="store_true")
+    a = p.parse_args(argv)
+    if a.list:
+        for k, (g, m) in FACTORS.items():
+            print(f"{k:18s} gan {g}  am {m}")
+        return
+    names = [f for f in a.factors.split(",") if f]
+    unknown = [f for f in names if f not in FACTORS]
+    if unknown:
+        sys.exit(f"error: unknown factor(s) {unknown}; valid: {', '.join(FACTORS)}")
+    out = Path(a.out)
+    base = preset_config("default", storage=str(out))
+    data = prepare_data(base, log=print)
+    meta = read_meta(data)
+    train = load_split(data, "train", image_size=base.image_size)
+    val = load_split(data, "val", image_size=base.image_size)
+    results: dict[str, list[dict]] = {n: [] for n in names}
+    for seed in (int(s) for s in a.seeds.split(",")):
+        torch.manual_seed(seed)
+        encoder = build_caffenet(base.classifier, num_classes=meta.num_classes)
+        train_classifier(encoder, train, val, epochs=base.classifier_epochs, lr=base.classifier_lr,
+                         batch_size=base.batch_size, seed=seed)
+        encoder.eval()
+        torch.manual_seed(base.judge_seed + seed)
+        judge = Judge(num_classes=meta.num_classes)
+        train_classifier(judge, train, val, epochs=base.judge_epochs, lr=base.judge_lr, batch_size=base.batch_size,
+                         seed=base.judge_seed + seed)
+        judge.eval()
+        stats = code_stats(encoder, base.gan.layer, tensor_batches(train[0], batch_size=256))
+        for n in names:
+            g, m = FACTORS[n]
+            q = run_variant(n, g, m, encoder=encoder, judge=judge, stats=stats, train=train, val=val,
+                            num_classes=meta.num_classes, seconds=a.seconds, seed=seed, out=out)
+            results[n].append(q)
+            print(n, seed, json.dumps({k: round(q[k], 3) for k in METRICS}), flush=True)
+    print("\n| variant | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
+    for n in names:
+        cells = []
+        for k in METRICS:
+            v = np.array([r[k] for r in results[n]], dtype=float)
+            cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    (out / "study.json").write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
