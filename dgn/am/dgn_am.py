@@ -42,6 +42,7 @@ class AMConfig:
     noise_std: float = 1.0  # noise init: |N(0, noise_std·σ)| + mean, per code unit... see _init_codes
     seed: int = 0
     keep_best: bool = True  # return the best step's image, as the reference code does
+    channels_last: bool = True  # NHWC convs: ~1.8x faster batched AM on CPU (bench/am_throughput.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,6 +148,9 @@ def dgn_am(
     generator.eval()
     for p in generator.parameters():
         p.requires_grad_(False)
+    if cfg.channels_last:  # same values, faster convolutions; the layout change is harmless to callers
+        generator.to(memory_format=torch.channels_last)
+        target.model.to(memory_format=torch.channels_last)
     try:
         return _optimise(generator, target, objectives, code_stats, cfg, codes, device)
     finally:
