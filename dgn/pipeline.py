@@ -228,7 +228,8 @@ def run_pipeline(cfg: PipelineConfig, log: Log = print) -> dict:
     classifier_uris = []
 
     def save_e(epoch, m, model, opt):
-        uri = save_checkpoint(classifier_checkpoint(model, opt, epoch=epoch, metrics=m, class_names=meta.class_names),
+        uri = save_checkpoint(classifier_checkpoint(model, opt, epoch=epoch, metrics=m, class_names=meta.class_names,
+                                                    data=data),
                               _ckpt(cfg.storage, "classifier", f"epoch={epoch:04d}.pt"))
         classifier_uris.append(uri)
         log(f"classifier epoch {epoch}/{cfg.classifier_epochs}: val acc {m['val_acc']:.3f}, loss {m['train_loss']:.3f}")

@@ -78,7 +78,8 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 256) ->
 # checkpoints
 
 
-def classifier_checkpoint(model: CaffeNet, opt=None, *, epoch: int, metrics: dict | None = None, class_names=None) -> dict:
+def classifier_checkpoint(model: CaffeNet, opt=None, *, epoch: int, metrics: dict | None = None, class_names=None,
+                          data: str = "") -> dict:
     return {
         "kind": "classifier",
         "arch": "caffenet",
@@ -88,6 +89,7 @@ def classifier_checkpoint(model: CaffeNet, opt=None, *, epoch: int, metrics: dic
         "epoch": int(epoch),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "class_names": list(class_names or []),
+        "data": data,  # the dataset it was trained on
     }
 
 
