@@ -56,3 +56,11 @@ def test_bad_values_fail_before_any_work(tmp_path):
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--config", str(bad)))
     assert "w_pixel" in line
     assert not storage.exists(), "nothing is written when the input is bad"
+
+
+def test_paper_preset_runs_end_to_end(tmp_path):
+    r = _run("--dry-run", "--preset", "paper", "--storage", str(tmp_path / "paper"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    q = json.loads((tmp_path / "paper" / "quality.json").read_text())
+    assert q["config"]["gan"]["reduction"] == "caffe" and q["config"]["gan"]["w_adv"] == 100.0
+    assert q["config"]["am"]["lr"] == 8.0
