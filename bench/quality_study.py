@@ -3,6 +3,7 @@
     python bench/quality_study.py                                   # every factor, 3 seeds, 240 s of G each
     python bench/quality_study.py --factors baseline,adversarial --seeds 0,1,2 --seconds 240
     python bench/quality_study.py --list                            # the factors and what they change
+    python bench/quality_study.py --factors baseline,no-warmup --g-steps 400   # a step budget: fair on a busy machine
 
 For each seed it trains E and the judge once (as the pipeline does), then for
 each variant trains G for a fixed wall-clock budget and measures, with the
@@ -54,14 +55,19 @@ FACTORS = {
 METRICS = ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd", "steps")
 
 
-def run_variant(name, gan_over, am_over, *, encoder, judge, stats, train, val, num_classes, seconds, seed, out: Path):
+def run_variant(name, gan_over, am_over, *, encoder, judge, stats, train, val, num_classes, seconds, seed, out: Path,
+                g_steps: int = 0):
     cfg = preset_config("default", seed=seed, gan={**DEFAULT_GAN, **gan_over}, am={**DEFAULT_AM, **am_over})
     trainer = GANTrainer(encoder, cfg.gan, code_stats=stats, seed=seed)
     t, epoch = time.time(), 0
-    while time.time() - t < seconds:
+
+    def more() -> bool:  # a step budget when given (fair under load), else the wall-clock budget
+        return trainer.step_count < g_steps if g_steps else time.time() - t < seconds
+
+    while more():
         for x in tensor_batches(train[0], batch_size=cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=True):
             trainer.step(x)
-            if time.time() - t >= seconds:
+            if not more():
                 break
         epoch += 1
     q = quality(cfg, encoder=encoder, generator=trainer.generator, judge=judge, code_stats_=stats, val=val,
@@ -75,6 +81,7 @@ def main(argv=None) -> None:
     p.add_argument("--factors", default=",".join(FACTORS))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--seconds", type=float, default=240.0, help="wall-clock budget of G training per variant")
+    p.add_argument("--g-steps", type=int, default=0, help="G steps per variant instead of --seconds (0: use --seconds)")
     p.add_argument("--out", default="runs/quality-study")
     p.add_argument("--list", action="store_true")
     a = p.parse_args(argv)
@@ -108,7 +115,8 @@ def main(argv=None) -> None:
         for n in names:
             g, m = FACTORS[n]
             q = run_variant(n, g, m, encoder=encoder, judge=judge, stats=stats, train=train, val=val,
-                            num_classes=meta.num_classes, seconds=a.seconds, seed=seed, out=out)
+                            num_classes=meta.num_classes, seconds=a.seconds, seed=seed, out=out,
+                            g_steps=a.g_steps)
             results[n].append(q)
             print(n, seed, json.dumps({k: round(q[k], 3) for k in METRICS}), flush=True)
     print("\n| variant | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
