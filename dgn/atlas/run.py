@@ -1,0 +1,214 @@
+"""run_atlas: plan → actor pool → manifest → static atlas → MLflow (driver only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import torch
+
+from dgn.am.dgn_am import AMConfig
+from dgn.am.objectives import Objective, check_objectives
+from dgn.atlas.config import COMBINE, DEFAULT_LAYERS, AtlasConfig, parse_spec, spec_for, unit_specs
+from dgn.atlas.manifest import Manifest
+from dgn.atlas.plan import Source, make_items, sources
+from dgn.atlas.pool import ActorPool
+from dgn.atlas.results import collect
+from dgn.atlas.site import grid_image, write_group, write_html, write_plots
+from dgn.atlas.worker import AtlasWorker, open_target
+from dgn.data.uri import is_s3, join, resolve
+from dgn.errors import DGNError
+
+
+def am_config(cfg: AtlasConfig) -> AMConfig:
+    from dgn.pipeline import DEFAULT_AM
+
+    return AMConfig(**{**DEFAULT_AM, **cfg.am})
+
+
+def settings(cfg: AtlasConfig) -> dict:
+    """What makes two atlases the same (a rerun with other settings may not reuse the manifest)."""
+    return {"target": cfg.target, "target_weights": cfg.target_weights, "generators": cfg.generators,
+            "generator_layer": cfg.generator_layer, "am": am_config(cfg).to_dict(), "starts": cfg.starts,
+            "seed": cfg.seed, "n_real": cfg.n_real}
+
+
+def _exists(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def _context(cfg: AtlasConfig, first: Source) -> dict:
+    """Data URI, judge, class names, layer shapes: what the driver checks before any work starts."""
+    from dgn.data import read_meta
+    from dgn.train import load_checkpoint, load_generator
+
+    g, _ = load_generator(first.generator)
+    data = ""
+    if first.run_target:
+        data = load_checkpoint(first.target, "classifier").get("data", "")
+    if not data or not _exists(join(data, "val")):
+        data = join(cfg.storage, "data")
+    meta = read_meta(data)
+    judge = join(cfg.storage, "judge", "judge.pt")
+    target = open_target(first, cfg.target_weights)
+    if cfg.layers is None and not first.run_target and target.relu_layers == frozenset():
+        from dgn.nets.adapters import layer_names
+
+        names = layer_names(target)
+        raise DGNError(f"target {cfg.target!r} has no Caffe layer names; choose --layers among its modules: "
+                       + ", ".join(names[:40]) + (f", … ({len(names)} in all)" if len(names) > 40 else ""))
+    layers = list(cfg.layers if cfg.layers is not None else DEFAULT_LAYERS)
+    combos = [Objective.parse(c) for c in cfg.combine]
+    needed = sorted(set(layers) | {l for o in combos for l in o.layers})
+    shapes = target.layer_shapes(needed, g.config.image_size)
+    check_objectives(combos, shapes)
+    specs = unit_specs(cfg.units)
+    stray = sorted(set(specs) - set(layers) - {"*"})
+    if stray:
+        raise DGNError(f"units given for layer(s) {stray} that are not rendered; layers: {', '.join(layers)}")
+    wanted: dict[str, list] = {l: parse_spec(spec_for(specs, l), shapes[l][0], layer=l) for l in layers}
+    if combos:
+        wanted[COMBINE] = [str(o) for o in combos]
+    return {"data": data, "judge": judge if _exists(judge) else "", "class_names": meta.class_names,
+            "wanted": wanted, "class_layer": "fc8" if first.run_target else None}
+
+
+def _init_ray(cfg: AtlasConfig) -> bool:
+    """Start (or join, with RAY_ADDRESS) Ray unless already up; True if this call did it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+    else:
+        ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, object_store_memory=200_000_000,
+                 log_to_driver=False)
+    return True
+
+
+def _make_pool(cfg: AtlasConfig, ctx: dict, token: str) -> ActorPool:
+    import ray
+
+    res = ray.available_resources()
+    cpus = max(res.get("CPU", 1.0), 1.0)
+    per = 1.0 if cfg.actors <= cpus else round(cpus / cfg.actors, 3)
+    threads = cfg.threads or max(1, int(cpus // cfg.actors))
+    gpus = (min(1.0, res.get("GPU", 0.0) / cfg.actors) if cfg.device == "cuda" else 0)
+    if cfg.device == "cuda" and not gpus:
+        raise DGNError("device cuda was asked for but the Ray cluster has no GPU")
+    remote = ray.remote(AtlasWorker)
+    kwargs = dict(judge=ctx["judge"], data=ctx["data"], am=am_config(cfg).to_dict(), starts=cfg.starts, seed=cfg.seed,
+                  n_real=cfg.n_real, device=cfg.device, threads=threads, target_weights=cfg.target_weights)
+
+    def make(i: int):
+        return remote.options(name=f"dgn-atlas-{token}-{i}", num_cpus=per, num_gpus=gpus,
+                              max_restarts=0).remote(**kwargs)
+
+    return ActorPool(make, cfg.actors)
+
+
+def _site_root(cfg: AtlasConfig) -> tuple[Path, bool]:
+    """Where the static atlas is written: ``<out>/html`` locally; a temp dir (uploaded after) for s3://."""
+    if is_s3(cfg.out_uri):
+        return Path(tempfile.mkdtemp(prefix="dgn-atlas-")), True
+    return Path(cfg.out_uri.removeprefix("file://")) / "html", False
+
+
+def _upload(root: Path, uri: str) -> None:
+    import pyarrow.fs as pafs
+
+    fs, path = resolve(uri)
+    pafs.copy_files(str(root), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+
+
+def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
+    """Render the atlas of ``cfg`` (skipping finished items), write it, log it to ``run``; returns a summary."""
+    cfg.validate()
+    t0 = time.time()
+    srcs = sources(cfg.storage, target=cfg.target, generators=cfg.generators, generator_layer=cfg.generator_layer)
+    ctx = _context(cfg, srcs[0])
+    out = cfg.out_uri
+    manifest = Manifest.open(out, settings(cfg))
+    skipped = len(manifest.items)
+    items = make_items(srcs, ctx["wanted"], manifest.done_units(), chunk=cfg.chunk)
+    n_units = sum(len(it.units) for it in items)
+    log(f"atlas: {len(srcs)} checkpoint(s) × {', '.join(f'{l} ({len(u)})' for l, u in ctx['wanted'].items())}: "
+        f"{len(items)} item(s), {n_units} unit(s) to render, {skipped} item(s) already done in {out}")
+    stats = {"target_loads": 0, "replaced": 0, "units": 0}
+    t_pool = time.time()
+    if items:
+        import ray
+
+        started = _init_ray(cfg)
+        pool = _make_pool(cfg, ctx, uuid.uuid4().hex[:8])
+        n_done = [0]
+
+        def on_result(item, result, slot):
+            meta = result.pop("meta")
+            manifest.add(item, result, meta={"seconds": float(meta[0]), "actor": slot})
+            stats["target_loads"] += int(meta[1])
+            stats["units"] += len(item.units)
+            n_done[0] += 1
+            log(f"atlas: [{n_done[0]}/{len(items)}] {item.source.key} {item.layer} {len(item.units)} unit(s) "
+                f"on actor {slot} in {meta[0]:.1f}s")
+
+        try:
+            pool.run(items, on_result, log=log)
+        finally:
+            pool.shutdown()
+            stats["replaced"] = pool.replaced
+            if started:
+                ray.shutdown()
+    pool_seconds = time.time() - t_pool
+
+    # the static atlas and MLflow, from everything the manifest holds
+    what = "G epoch" if cfg.generators == "all" else "epoch"
+    prefix = "atlas-by-generator" if cfg.generators == "all" else "atlas"
+    groups = collect(manifest, class_names=ctx["class_names"], class_layer=ctx["class_layer"])
+    root, remote = _site_root(cfg)
+    run_id = getattr(run, "run_id", None)
+    for g in groups.values():
+        folder = write_group(root, g, what=what)
+        if run is not None and not manifest.was_logged(run_id, f"{prefix}/{g.key}"):
+            from dgn.tracking.atlas import log_group
+
+            log_group(run, g, folder, grid_image(g, what=what), prefix=prefix)
+            manifest.mark_logged(run_id, f"{prefix}/{g.key}")
+    write_plots(root, groups, what=what)
+    index = write_html(root, groups, title=f"DGN-AM atlas of {cfg.storage}", what=what) if cfg.html else None
+    if remote:
+        _upload(root, join(out, "html"))
+    summary = _summary(cfg, groups, ctx, items=items, skipped=skipped, stats=stats, pool_seconds=pool_seconds,
+                       seconds=time.time() - t0, html=str(index) if not remote else join(out, "html", "index.html"))
+    if run is not None:
+        from dgn.tracking.atlas import log_site, log_summary
+
+        log_site(run, root, prefix=prefix)
+        log_summary(run, summary, prefix=prefix)
+    log(f"atlas: done: {summary['items_done']} item(s) rendered, {summary['items_skipped']} skipped, "
+        f"{summary['units_per_s']:.2f} units/s; html at {summary['html']}")
+    return summary
+
+
+def _summary(cfg, groups, ctx, *, items, skipped, stats, pool_seconds, seconds, html) -> dict:
+    layers = {}
+    for (layer, _), g in groups.items():  # ordered by epoch: the last one wins
+        layers[layer] = {"epoch": g.epoch, "units": len(g.units), "median_ratio": g.median_ratio(),
+                         "recognisability": g.recognisability(), "dead_units": g.dead_units()}
+    fc8 = layers.get(ctx["class_layer"] or "", {})
+    return {
+        "items_done": len(items), "items_skipped": skipped, "units_rendered": stats["units"],
+        "units_per_s": stats["units"] / pool_seconds if stats["units"] else 0.0,
+        "target_loads": stats["target_loads"], "actors_replaced": stats["replaced"],
+        "recognisability": fc8.get("recognisability", float("nan")),
+        "layers": layers, "seconds": seconds, "out": cfg.out_uri, "html": html,
+        "device": cfg.device, "actors": cfg.actors, "torch_threads": torch.get_num_threads(),
+    }
