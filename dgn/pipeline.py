@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,7 +58,14 @@ class PipelineConfig:
     n_val: int = 1000
     seed: int = 0
     judge_seed: int = 1234
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda (--gpu: CUDA, bf16 autocast, Ray GPU workers)
+    # the Ray Train job (run_training)
+    workers: int = 1  # Ray Train workers; the global batch_size is split between them
+    encoder_weights: str = ""  # E (and C) from a file: torchvision AlexNet state dict or a dgn classifier checkpoint
+    run_name: str = ""  # MLflow run name and Ray Train run name; default: the storage folder's name
+    experiment: str = "dgn-train"  # MLflow experiment
+    max_failures: int = 2  # worker-group restarts from the last checkpoint before the job fails
+    num_cpus: int = 0  # CPUs of the local Ray started when no RAY_ADDRESS is set; 0: all of this machine's
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +78,15 @@ class PipelineConfig:
                 raise DGNError(f"{name.replace('_', '-')} must be ≥ 0; got {getattr(self, name)}")
         if self.batch_size < 1:
             raise DGNError(f"batch-size must be ≥ 1; got {self.batch_size}")
+        if self.workers < 1:
+            raise DGNError(f"workers must be ≥ 1; got {self.workers}")
+        if self.batch_size % self.workers:
+            raise DGNError(f"batch-size {self.batch_size} must be a multiple of workers {self.workers}: the global "
+                           "batch is split evenly between workers")
+        if self.max_failures < 0 or self.num_cpus < 0:
+            raise DGNError(f"max-failures and num-cpus must be ≥ 0; got {self.max_failures} and {self.num_cpus}")
+        if self.device not in ("cpu", "cuda"):
+            raise DGNError(f"unknown device {self.device!r}; valid: cpu, cuda")
         if self.preset not in PRESETS:
             raise DGNError(f"unknown preset {self.preset!r}; valid presets: {', '.join(PRESETS)}")
 
@@ -282,3 +299,183 @@ def run_pipeline(cfg: PipelineConfig, log: Log = print) -> dict:
     if out_dir is not None:
         (out_dir / "quality.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+# the pipeline on Ray Train (flows/train.py)
+
+
+def default_run_name(storage: str) -> str:
+    return storage.rstrip("/").rsplit("/", 1)[-1] or "default"
+
+
+def check_encoder_weights(path: str) -> int:
+    """E's image size, after checking that ``path`` holds a usable E (before any work starts)."""
+    from dgn.train.ray_loops import load_encoder
+
+    return load_encoder(path).config.image_size
+
+
+def _put_file(local: Path, uri: str) -> None:
+    """Copy a local file to ``uri`` (s3:// or a local path)."""
+    from dgn.data.uri import resolve
+
+    fs, path = resolve(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(local.read_bytes())
+
+
+def _exists(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    from dgn.data.uri import resolve
+
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def atlas_stage(cfg: PipelineConfig, *, run, classifier_checkpoints: list[str], generator_checkpoint: str,
+                log: Log = print) -> None:
+    """ATLAS STAGE — the place where ``dgn.atlas.run_atlas(...)`` is called (wired in by the lead).
+
+    It runs after the quality stage and before the MLflow ``run`` is marked finished; it gets every
+    classifier epoch's checkpoint (feature evolution) and the final G. Nothing happens here yet.
+    """
+
+
+def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
+    """data → classifier E → judge → G on Ray Train (data-parallel, resumable) → quality → (atlas); tracked in MLflow.
+
+    Everything a user can get wrong is checked before the MLflow run is created or anything is written.
+    Re-running with the same storage and run name resumes: finished stages and epochs are skipped.
+    """
+    import os
+
+    from dgn.tracking.training import TrainingTracker
+    from dgn.train.ray_fit import Scaling, fit_stages, init_ray
+    from dgn.train.ray_loops import epoch_uri, saved_epochs
+
+    # checks, before any work
+    cfg.validate()
+    if cfg.classifier_epochs < 1 and not cfg.encoder_weights:
+        raise DGNError("classifier-epochs must be ≥ 1 unless --encoder-weights gives E")
+    if cfg.gan_epochs < 1 or cfg.judge_epochs < 1:
+        raise DGNError(f"gan-epochs and judge-epochs must be ≥ 1 for a training run; got {cfg.gan_epochs} and "
+                       f"{cfg.judge_epochs}")
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DGNError("--gpu was given but no CUDA device is available here")
+    if cfg.encoder_weights:
+        size = check_encoder_weights(cfg.encoder_weights)
+        if size != cfg.image_size:
+            log(f"encoder: {cfg.encoder_weights} takes {size}-px images; training at {size} px")
+            cfg.image_size = size
+    if cfg.data:
+        read_meta(cfg.data)
+    TrainingTracker.check()
+    run_name = cfg.run_name or default_run_name(cfg.storage)
+    t0 = time.time()
+
+    tracker = TrainingTracker(experiment=cfg.experiment, run_name=run_name, params=cfg.to_dict(), storage=cfg.storage,
+                              log=log)
+    with tracker.open() as run:
+        resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
+        data = prepare_data(cfg, log)
+        meta = read_meta(data)
+        n_train = meta.counts["train"]
+        gan_dir = f"generator/{cfg.gan.layer}"
+        encoder_ref = cfg.encoder_weights or epoch_uri(cfg.storage, "classifier", cfg.classifier_epochs)
+        common = dict(data=data, storage=cfg.storage, image_size=cfg.image_size, n_train=n_train,
+                      batch_size=cfg.batch_size, num_classes=meta.num_classes, class_names=meta.class_names)
+        stages = []
+        if not cfg.encoder_weights:
+            stages.append(("classifier", dict(common, kind="classifier", arch=cfg.classifier, epochs=cfg.classifier_epochs,
+                                              lr=cfg.classifier_lr, seed=cfg.seed)))
+        stages.append(("judge", dict(common, kind="judge", epochs=cfg.judge_epochs, lr=cfg.judge_lr, seed=cfg.judge_seed)))
+        stages.append(("generator", dict(common, encoder=encoder_ref, gan=cfg.gan.to_dict(), epochs=cfg.gan_epochs,
+                                         seed=cfg.seed)))
+        todo = [(s, c) for s, c in stages
+                if len([e for e in saved_epochs(cfg.storage, gan_dir if s == "generator" else s)
+                        if e <= c["epochs"]]) < c["epochs"]]
+        for s, _ in stages:
+            if all(s != t for t, _ in todo):
+                log(f"{s}: all {dict(stages)[s]['epochs']} epochs are checkpointed; skipped")
+        cpus = int(resources.get("CPU", 1))
+        per_worker = max(1, cpus // cfg.workers) if not os.environ.get("RAY_ADDRESS") else 1
+        scaling = Scaling(workers=cfg.workers, gpu=cfg.device == "cuda", cpus_per_worker=per_worker,
+                          max_failures=cfg.max_failures, ray_storage=_ckpt(cfg.storage, "ray"))
+        t = time.time()
+        if todo:
+            log(f"training {', '.join(s for s, _ in todo)} on {cfg.workers} Ray Train worker(s) × {per_worker} CPU")
+            fit_stages(todo, name=run_name, scaling=scaling, on_event=tracker.on_event)
+        if tracker.diverged:
+            raise DGNError(tracker.diverged)
+        training_seconds = time.time() - t
+        checkpoints = {s: [epoch_uri(cfg.storage, d, e) for e in saved_epochs(cfg.storage, d)]
+                       for s, d in (("classifier", "classifier"), ("judge", "judge"), ("generator", gan_dir))}
+        tracker.log_checkpoints(checkpoints)
+
+        # quality, in the driver
+        summary_uri = _ckpt(cfg.storage, "quality.json")
+        if _exists(summary_uri):
+            log(f"quality: {summary_uri} exists; skipped")
+            summary = json.loads(_read_text(summary_uri))
+        else:
+            summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,
+                                     tracker=tracker, log=log)
+            summary.update(training_seconds=training_seconds, total_seconds=time.time() - t0)
+            summary["classifier_checkpoints"] = checkpoints["classifier"]
+            _write_summary(cfg, summary, tracker)
+
+        atlas_stage(cfg, run=run, classifier_checkpoints=checkpoints["classifier"],
+                    generator_checkpoint=checkpoints["generator"][-1], log=log)
+    log(tracker.hint())
+    return summary
+
+
+def _read_text(uri: str) -> str:
+    from dgn.data.uri import resolve
+
+    fs, path = resolve(uri)
+    with fs.open_input_stream(path) as f:
+        return f.read().decode()
+
+
+def _quality_stage(cfg: PipelineConfig, *, data: str, meta, encoder_ref: str, checkpoints: dict, tracker,
+                   log: Log) -> dict:
+    from dgn.train.checkpoint import load_checkpoint
+    from dgn.train.classifier import load_judge
+    from dgn.train.gan import load_generator
+    from dgn.train.ray_loops import load_encoder
+
+    t = time.time()
+    encoder = load_encoder(encoder_ref).eval()
+    generator, gck = load_generator(checkpoints["generator"][-1])
+    judge = load_judge(_ckpt(cfg.storage, "judge", "judge.pt"))
+    val = load_split(data, "val", image_size=cfg.image_size)
+    e_metrics = load_checkpoint(checkpoints["classifier"][-1], "classifier")["metrics"] if checkpoints["classifier"] \
+        else {}
+    j_metrics = load_checkpoint(checkpoints["judge"][-1], "judge")["metrics"]
+    num_classes = min(meta.num_classes, encoder.config.num_classes)
+    tmp = Path(tempfile.mkdtemp(prefix="dgn-quality-"))
+    q = quality(cfg, encoder=encoder, generator=generator, judge=judge, code_stats_=gck["code_stats"], val=val,
+                num_classes=num_classes, out_dir=tmp, log=log)
+    summary = {"classifier_val_acc": e_metrics.get("val_acc", float("nan")),
+               "judge_val_acc": j_metrics.get("val_acc", float("nan")), **q,
+               "dead_code_units": int((gck["code_stats"]["std"] <= 1e-6).sum()), "config": cfg.to_dict()}
+    for f in sorted(tmp.glob("montage-*.png")):
+        _put_file(f, _ckpt(cfg.storage, f.name))
+    tracker.log_quality({k: v for k, v in summary.items() if k != "config"}, sorted(tmp.glob("montage-*.png")))
+    log(f"quality: recognisability {q['am_recognisability']:.2f}, recon judge acc {q.get('recon_judge_acc', 0):.2f}, "
+        f"median activation ratio {q['am_median_activation_ratio']:.2f}, realism FD {q['am_realism_fd']:.1f} "
+        f"({time.time() - t:.0f}s)")
+    return summary
+
+
+def _write_summary(cfg: PipelineConfig, summary: dict, tracker) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="dgn-summary-")) / "quality.json"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    _put_file(tmp, _ckpt(cfg.storage, "quality.json"))
+    tracker.run.log_artifact(tmp)

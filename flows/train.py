@@ -1,22 +1,30 @@
-"""The main job: data → classifier E (a checkpoint per epoch) → judge → generator G → quality report.
+"""The main job on Ray Train: data → classifier E (a checkpoint per epoch) → judge → generator G → quality report.
 
 With no arguments it runs the embedded default end to end on this machine:
-writes the synthetic dataset, trains a small CaffeNet, an independent judge and
-a generator on E's fc6, then renders the preferred input of every class unit
-with DGN-AM and prints how recognisable, strong and natural they are.
+starts a local Ray, writes the synthetic dataset, trains a small CaffeNet, an
+independent judge and a generator on E's fc6 (data-parallel Ray Train workers,
+a checkpoint every epoch), renders the preferred input of every class unit with
+DGN-AM, logs everything to MLflow and prints the line to browse it.
 
     python flows/train.py                                  # embedded default, runs/default
-    python flows/train.py --storage runs/exp1 --gan-epochs 4
+    python flows/train.py --storage runs/exp1 --gan-epochs 4 --workers 2
     python flows/train.py --data s3://bucket/ds --storage s3://bucket/runs/x
+    python flows/train.py --encoder-weights alexnet.pth --data /data/imagenet-parquet --gpu --workers 8
     python flows/train.py --preset paper --config my.yaml   # the paper's faithful G losses
-    python flows/train.py --dry-run                         # a tiny end-to-end run (seconds)
+    python flows/train.py --dry-run                         # a tiny end-to-end run
+    ray job submit --working-dir . -- python flows/train.py --storage s3://bucket/runs/x --workers 4
+
+Resume: run the same command again (same --storage and run name); finished
+stages and epochs are skipped and the same MLflow run continues. A worker that
+dies is restarted from the last checkpoint (--max-failures times).
+
+MLflow: MLFLOW_TRACKING_URI, else $DGN_HOME/mlflow.db (DGN_HOME defaults to
+~/.dgn), which outlives a ray job's temporary working directory. Under
+ray job submit give --storage an absolute path or s3:// for the same reason.
 
 A config file (YAML, or TOML by extension) may set any field of
 dgn.pipeline.PipelineConfig, with ``gan:`` and ``am:`` sections for the
 GANConfig and AMConfig fields; flags override the file.
-
-(Ray Train data parallelism, ``--workers`` and ``--gpu`` arrive with the Ray
-flow; this runs the same stages in one process.)
 """
 
 from __future__ import annotations
@@ -48,8 +56,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gan-epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, help="Ray Train workers (data-parallel); the global batch stays fixed; default 1")
+    p.add_argument("--encoder-weights", help="E and C from this file (torchvision AlexNet state dict or a dgn classifier "
+                   "checkpoint); the classifier stage is skipped")
+    p.add_argument("--run-name", help="MLflow (and Ray Train) run name; the same name resumes; default: storage's name")
+    p.add_argument("--experiment", help="MLflow experiment; default dgn-train")
+    p.add_argument("--max-failures", type=int, help="worker-group restarts from the last checkpoint; default 2")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (when RAY_ADDRESS is unset); default: all")
     p.add_argument("--config", help="YAML or TOML file with any PipelineConfig fields")
-    p.add_argument("--gpu", action="store_true", help="train on CUDA (bf16 autocast)")
+    p.add_argument("--gpu", action="store_true", help="train on CUDA GPU workers (bf16 autocast)")
     p.add_argument("--dry-run", action="store_true", help="a tiny end-to-end run, for tests and smoke checks")
     return p.parse_args(argv)
 
@@ -97,7 +112,9 @@ def build_config(args: argparse.Namespace):
         raise DGNError(f"unknown setting(s) {bad} in the config; valid: {', '.join(sorted(valid | {'gan', 'am'}))}")
     flags = {"data": args.data, "storage": args.storage, "classifier_epochs": args.classifier_epochs,
              "judge_epochs": args.judge_epochs, "gan_epochs": args.gan_epochs or args.epochs,
-             "batch_size": args.batch_size, "seed": args.seed}
+             "batch_size": args.batch_size, "seed": args.seed, "workers": args.workers,
+             "encoder_weights": args.encoder_weights, "run_name": args.run_name, "experiment": args.experiment,
+             "max_failures": args.max_failures, "num_cpus": args.num_cpus}
     over.update({k: v for k, v in flags.items() if v is not None})
     if args.encoder_layer:
         over["gan"] = {**over.get("gan", {}), "layer": args.encoder_layer}
@@ -115,20 +132,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        if cfg.device == "cuda":
-            import torch
+        from dgn.pipeline import run_training
 
-            if not torch.cuda.is_available():
-                raise DGNError("--gpu was given but no CUDA device is available here")
-        from dgn.pipeline import run_pipeline
-
-        summary = run_pipeline(cfg, log=lambda m: print(m, flush=True))
+        summary = run_training(cfg, log=lambda m: print(m, flush=True))
     except DGNError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     keys = ["classifier_val_acc", "judge_val_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio",
             "am_realism_fd", "training_seconds", "total_seconds"]
-    print(json.dumps({k: round(summary[k], 4) for k in keys}, indent=1))
+    print(json.dumps({k: round(summary[k], 4) for k in keys if k in summary}, indent=1))
     print(f"done: checkpoints, quality.json and montages are in {cfg.storage}")
     return 0
 

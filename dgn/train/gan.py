@@ -136,6 +136,9 @@ class GANTrainer:
         self.step_count = 0
         self.train_d = self.train_g = True
         self.last = {"d_loss": 0.0, "g_adv": 0.0}
+        # [d_loss, g_adv] → the values the D/G balance is decided on; data-parallel workers set it to the
+        # mean over workers so that every worker pauses the same network (else DDP would deadlock)
+        self.reduce = lambda values: values
 
     @property
     def generator(self) -> nn.Module:
@@ -193,7 +196,7 @@ class GANTrainer:
                 self.opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 self.opt_d.step()
-            self._balance(d_loss.item(), l_adv.item())
+            self._balance(*self.reduce([d_loss.item(), l_adv.item()]))
 
         self.step_count += 1
         if not torch.isfinite(g_loss.detach()):
