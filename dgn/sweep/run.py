@@ -1,0 +1,65 @@
+"""The sweep end to end, in the driver: shared E and judge → Tune → table, figure, verdict → MLflow."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dgn.sweep.base import load_nets, prepare_base
+from dgn.sweep.config import SweepConfig
+from dgn.sweep.figure import layer_figure, render_layers
+from dgn.sweep.report import per_layer, verdict, verdict_line, write_tables
+from dgn.sweep.tuner import init_ray, run_tuner
+
+Log = Callable[[str], None]
+
+
+def run_sweep(cfg: SweepConfig, log: Log = print) -> dict:
+    """Run (or resume) the sweep; returns {"interrupted", "verdict", "rows", "summary", "files", ...}."""
+    import ray
+
+    cfg.validate()
+    t0 = time.time()
+    started = init_ray(cfg)
+    try:
+        base = prepare_base(cfg, log)
+        out = run_tuner(cfg, base, log)
+    finally:
+        if started:
+            ray.shutdown()
+    if out.interrupted:
+        log(f"sweep: interrupted; run the same command again to resume ({out.experiment_path})")
+        return {"interrupted": True, "rows": out.rows, "seconds": time.time() - t0}
+
+    summary = per_layer(out.rows, cfg.layers)
+    v = verdict(summary)
+    out_dir = Path(cfg.storage) if "://" not in cfg.storage else Path(_scratch())
+    files = write_tables(out.rows, summary, v, out_dir)
+    best = {s["layer"]: out.checkpoints[s["best_trial"]] for s in summary if s["best_trial"] in out.checkpoints}
+    if best:
+        encoder, _ = load_nets(base)
+        images = render_layers(encoder, best, num_classes=base.num_classes, steps=cfg.am_steps, lr=cfg.am_lr,
+                               seed=cfg.seed)
+        files.append(layer_figure(images, class_names=base.class_names, path=out_dir / "sweep_layers.png",
+                                  scores={s["layer"]: s["best_score"] for s in summary}))
+    result = {"interrupted": False, "verdict": v, "rows": out.rows, "summary": summary,
+              "files": [str(f) for f in files], "seconds": time.time() - t0, "restored": out.restored}
+    (out_dir / "sweep_result.json").write_text(json.dumps({k: result[k] for k in ("verdict", "summary", "seconds")},
+                                                          indent=1, default=str))
+    files.append(out_dir / "sweep_result.json")
+    log(verdict_line(v))
+    if cfg.tracking:
+        from dgn.tracking.sweep import log_sweep
+
+        result["mlflow_run_id"] = log_sweep(experiment=cfg.experiment, name=cfg.name, params=cfg.to_dict(),
+                                            rows=out.rows, histories=out.histories, summary=summary, verdict=v,
+                                            files=files)
+    return result
+
+
+def _scratch() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="dgn-sweep-")

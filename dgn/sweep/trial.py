@@ -1,0 +1,105 @@
+"""The Tune function trainable: one trial trains G on one layer's code with one set of loss weights.
+
+A plain function trainable with one worker (``cpus_per_trial`` cores, torch
+threads to match), not a TorchTrainer per trial: on the 2-core default each
+trial gets one core, where data parallelism has nothing to split, and a
+driver-per-trial would add a second process per trial for nothing. On a
+cluster, raise ``cpus_per_trial`` (and the trial uses that many threads).
+
+Every epoch (``steps_per_epoch`` G steps) the trial scores G (dgn.sweep.score)
+and calls ``tune.report`` with the metrics and a checkpoint of G, D and their
+optimisers, so ASHA can stop it at any epoch and a restored sweep continues it
+from its last epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import torch
+
+from dgn.errors import DGNError
+from dgn.pipeline import DEFAULT_GAN
+from dgn.sweep.base import Base, load_nets
+from dgn.sweep.config import SweepConfig
+from dgn.sweep.evaluate import Evaluator, am_config
+from dgn.train.batches import tensor_batches
+from dgn.train.checkpoint import load_checkpoint, save_checkpoint
+from dgn.train.codestats import code_stats
+from dgn.train.gan import GANConfig, GANTrainer
+
+CHECKPOINT = "gan.pt"
+
+
+def gan_config(cfg: SweepConfig, layer: str, weights: dict) -> GANConfig:
+    """The embedded default's G recipe (conv3 comparator, upsample G) with this trial's layer and weights."""
+    return GANConfig(**{**DEFAULT_GAN, "layer": layer, **weights, "warmup_steps": cfg.warmup_steps, "lr": cfg.lr})
+
+
+def events_path(storage: str, trial_id: str) -> Path | None:
+    """Where a trial notes its starts and its reports (local storage only): what the resume test reads."""
+    return None if "://" in storage else Path(storage) / "events" / f"{trial_id}.log"
+
+
+def _note(path: Path | None, line: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(line + "\n")
+
+
+def _batches(images: torch.Tensor, *, batch_size: int, seed: int, steps: int):
+    """``steps`` shuffled batches, starting a new pass (new seed) whenever one runs out."""
+    done, rnd = 0, 0
+    while done < steps:
+        for x in tensor_batches(images, batch_size=batch_size, shuffle=True, seed=seed * 1000 + rnd, drop_last=True):
+            yield x
+            done += 1
+            if done == steps:
+                return
+        rnd += 1
+
+
+def trainable(config: dict, *, base: Base, images: dict, sweep: dict) -> None:
+    from ray import tune
+
+    cfg = SweepConfig(**sweep)
+    torch.set_num_threads(max(1, int(cfg.cpus_per_trial)))
+    layer, weights = config["layer"], config["weights"]
+    ctx = tune.get_context()
+    events = events_path(cfg.storage, ctx.get_trial_id())
+    encoder, judge = load_nets(base)
+    train = images["train"]  # uint8 (N, 3, S, S)
+    if len(train) < cfg.batch_size:
+        raise DGNError(f"{len(train)} training images are fewer than one batch ({cfg.batch_size})")
+    stats = code_stats(encoder, layer, tensor_batches(train, batch_size=256))
+    trainer = GANTrainer(encoder, gan_config(cfg, layer, weights), code_stats=stats, seed=cfg.seed)
+    evaluate = Evaluator(encoder=encoder, judge=judge, val=images["val"], val_labels=images["val_labels"],
+                         num_classes=base.num_classes, am=am_config(steps=cfg.am_steps, lr=cfg.am_lr, seed=cfg.seed),
+                         starts=cfg.am_starts)
+    start = 0
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            ck = load_checkpoint(str(Path(d) / CHECKPOINT), "gan")
+        trainer.load(ck, where=f"trial {ctx.get_trial_id()}'s checkpoint")
+        start = int(ck["epoch"])
+    _note(events, f"start epoch={start}")
+
+    for epoch in range(start + 1, cfg.epochs + 1):
+        sums, n = {}, 0
+        for x in _batches(train, batch_size=cfg.batch_size, seed=cfg.seed * 100 + epoch, steps=cfg.steps_per_epoch):
+            for k, v in trainer.step(x).items():
+                if not math.isnan(v):
+                    sums[k] = sums.get(k, 0.0) + v
+            n += 1
+        metrics, _ = evaluate(trainer.generator, layer, stats)
+        metrics.update({f"loss_{k}": v / n for k, v in sums.items()})
+        metrics.update(epoch=epoch, g_steps=trainer.step_count, layer=layer, **weights)
+        _note(events, f"report epoch={epoch}")  # ASHA may stop the trial inside report(): note first
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint(trainer.state(epoch=epoch, metrics={"score": metrics["score"]}, encoder_ref=base.classifier),
+                            str(Path(d) / CHECKPOINT))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

@@ -1,0 +1,134 @@
+"""Build (or restore) the Tuner, run it, and hand back one row per trial.
+
+Grid: ``layer`` × ``weights`` (config.weight_sets), one Tune trial each; ASHA
+(time attribute: epochs) stops weak trials at each rung. Every trial asks for
+``cpus_per_trial`` CPUs and at most ``max_concurrent_trials`` run at once, so
+the sweep never asks for more than the machine has: a trial waits for a free
+slot, and a trial ASHA stops gives its slot back at once.
+
+Resume: the experiment lives at ``<storage>/tune/<name>``; running the same
+sweep again finds it (``Tuner.can_restore``) and continues it with
+``Tuner.restore`` — finished trials are kept, unfinished ones continue from
+their last epoch's checkpoint, errored ones are resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dgn.data import join
+from dgn.errors import DGNError
+from dgn.sweep.base import Base, load_images
+from dgn.sweep.config import SweepConfig, weight_sets
+from dgn.sweep.trial import trainable
+
+Log = Callable[[str], None]
+# settings that change the grid or what a trial computes: a resumed sweep must match them
+FIXED = ("layers", "samples", "spread", "weight_seed", "epochs", "steps_per_epoch", "batch_size", "warmup_steps", "lr",
+         "am_starts", "am_steps", "am_lr", "grace_period", "reduction_factor", "image_size", "seed", "run", "data")
+
+
+@dataclass
+class SweepOutcome:
+    rows: list[dict]  # one per trial (report.trial_rows)
+    histories: dict[str, list[dict]]  # trial id → its per-epoch metrics
+    checkpoints: dict[str, str]  # trial id → local directory of its last checkpoint
+    interrupted: bool  # some trial neither finished nor was stopped: run again to resume
+    restored: bool
+    experiment_path: str
+
+
+def experiment_path(cfg: SweepConfig) -> str:
+    return join(cfg.storage, "tune", cfg.name)
+
+
+def init_ray(cfg: SweepConfig) -> bool:
+    """Start a private local Ray instance (or join RAY_ADDRESS's cluster); True if this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per epoch is by design
+    if os.environ.get("RAY_ADDRESS"):  # under `ray job submit`, or a cluster the user named
+        ray.init(log_to_driver=False)
+    else:  # never attach to another user's local cluster by accident
+        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, object_store_memory=300_000_000,
+                 log_to_driver=False)
+    return True
+
+
+def _check_same_sweep(cfg: SweepConfig) -> None:
+    """A sweep resumed under the same storage and name must be the same sweep."""
+    if "://" in cfg.storage:
+        return
+    from pathlib import Path
+
+    f = Path(cfg.storage) / f"{cfg.name}.json"
+    now = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items() if k in FIXED}
+    if f.is_file():
+        before = json.loads(f.read_text())
+        diff = sorted(k for k in FIXED if before.get(k) != now.get(k))
+        if diff:
+            raise DGNError(f"storage {cfg.storage!r} already holds sweep {cfg.name!r} with other settings ({', '.join(diff)});"
+                           " use another --name or --storage")
+    else:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(now, indent=1))
+
+
+def build_tuner(cfg: SweepConfig, base: Base, images: dict):
+    """(Tuner, restored?)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    fn = tune.with_resources(tune.with_parameters(trainable, base=base, images=images, sweep=cfg.to_dict()),
+                             {"cpu": cfg.cpus_per_trial})
+    path = experiment_path(cfg)
+    if tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True), True
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs, grace_period=min(cfg.grace_period, cfg.epochs),
+                              reduction_factor=cfg.reduction_factor)
+    tuner = tune.Tuner(
+        fn,
+        param_space={"layer": tune.grid_search(list(cfg.layers)), "weights": tune.grid_search(weight_sets(cfg))},
+        tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler, num_samples=1,
+                                    max_concurrent_trials=cfg.max_concurrent_trials),
+        run_config=tune.RunConfig(name=cfg.name, storage_path=join(cfg.storage, "tune"), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    return tuner, False
+
+
+def run_tuner(cfg: SweepConfig, base: Base, log: Log = print) -> SweepOutcome:
+    """Run (or resume) the sweep to its end, or until interrupted (SIGINT)."""
+    import ray
+
+    from dgn.sweep.report import trial_rows
+
+    _check_same_sweep(cfg)
+    images = load_images(base, cfg)
+    tuner, restored = build_tuner(cfg, base, images)
+    log(f"sweep: {'resuming' if restored else 'starting'} {cfg.trials} trials ({len(cfg.layers)} layers × "
+        f"{cfg.samples} weight sets), ≤ {cfg.max_concurrent_trials} at once, {cfg.cpus_per_trial:g} CPU each, "
+        f"Ray has {ray.cluster_resources().get('CPU', 0):g} CPUs; experiment {experiment_path(cfg)}")
+    grid = tuner.fit()
+    trials = grid._experiment_analysis.trials  # statuses are not on Result
+    status = {t.trial_id: t.status for t in trials}
+    histories, checkpoints = {}, {}
+    for r in grid:
+        tid = r.metrics.get("trial_id") if r.metrics else None
+        if tid is None:
+            continue
+        df = r.metrics_dataframe
+        histories[tid] = df.to_dict("records") if df is not None else []
+        if r.checkpoint is not None:
+            checkpoints[tid] = r.checkpoint.path
+    rows = trial_rows(grid, status, cfg)
+    interrupted = any(s not in ("TERMINATED", "ERROR") for s in status.values())
+    return SweepOutcome(rows=rows, histories=histories, checkpoints=checkpoints, interrupted=interrupted,
+                        restored=restored, experiment_path=grid.experiment_path)

@@ -1,0 +1,103 @@
+"""Which of E's layers should G invert? A Ray Tune sweep over the code layer × the loss weights.
+
+Trains E (a small CaffeNet) and the independent judge once on the embedded
+synthetic set (32 px) — or takes both from a finished flows/train.py run —
+then one Tune trial per (layer, loss-weight set): conv3, conv4, conv5, pool5,
+fc6, fc7, fc8 × the reference weights and draws around them. Each trial trains
+G for a few epochs and, after each, scores it by DGN-AM on the fc8 units
+(recognisability, activation ratio, realism) and reconstruction, combined by
+the rule in dgn/sweep/score.py; ASHA stops weak trials early. Writes
+sweep_table.{csv,md}, sweep_layers.png (each layer's best G, the same units)
+and prints the best layer; logs a parent MLflow run with a child per trial.
+
+    python flows/sweep_layers.py                          # the default grid, runs/sweep (≤ 30 min, 2 cores)
+    python flows/sweep_layers.py --quick --storage /tmp/s # tiny: for tests and smoke checks
+    python flows/sweep_layers.py --run runs/default       # E and judge from a finished train.py run
+    python flows/sweep_layers.py --layers fc6,fc7 --samples 4 --epochs 6
+    ray job submit --working-dir . -- python flows/sweep_layers.py --storage s3://bucket/sweeps/a --cpus-per-trial 4
+
+Interrupted (Ctrl-C)? Run the same command again: the sweep resumes
+(Tuner.restore), finished trials are kept. --fresh starts over instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dgn.errors import DGNError  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--storage", help="where the sweep writes (dir or s3://); default runs/sweep")
+    p.add_argument("--name", help="experiment name (Tune dir and MLflow parent run); default sweep-layers")
+    p.add_argument("--data", help="dataset URI; default: the embedded synthetic set")
+    p.add_argument("--run", help="storage of a finished flows/train.py run: use its last classifier and its judge")
+    p.add_argument("--layers", help="comma-separated code layers; default conv3,conv4,conv5,pool5,fc6,fc7,fc8")
+    p.add_argument("--samples", type=int, help="loss-weight sets per layer (the first is the reference); default 2")
+    p.add_argument("--epochs", type=int, help="epochs per trial (ASHA's max_t); default 4")
+    p.add_argument("--steps-per-epoch", type=int, help="G steps per epoch; default 200")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial asks Ray for; default 1")
+    p.add_argument("--max-concurrent-trials", type=int, help="trials running at once; default 2")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance; default 2")
+    p.add_argument("--experiment", help="MLflow experiment; default dgn-sweep")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--fresh", action="store_true", help="delete this sweep's Tune state and start over")
+    p.add_argument("--quick", action="store_true", help="a tiny sweep (7 trials, a few steps): tests, smoke checks")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace):
+    from dgn.sweep.config import sweep_config
+
+    over = {"storage": args.storage, "name": args.name, "data": args.data, "run": args.run,
+            "samples": args.samples, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "cpus_per_trial": args.cpus_per_trial, "max_concurrent_trials": args.max_concurrent_trials,
+            "num_cpus": args.num_cpus, "experiment": args.experiment}
+    over = {k: v for k, v in over.items() if v is not None}
+    if args.layers is not None:
+        over["layers"] = tuple(x.strip() for x in args.layers.split(",") if x.strip())
+    if args.no_tracking:
+        over["tracking"] = False
+    if args.quick and "storage" not in over:
+        over["storage"] = "runs/sweep-quick"
+    return sweep_config("quick" if args.quick else "default", **over)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        if cfg.tracking:
+            from dgn.tracking import check_reachable
+
+            check_reachable()
+        if args.fresh and "://" not in cfg.storage:
+            for p in (Path(cfg.storage) / "tune" / cfg.name, Path(cfg.storage) / "events",
+                      Path(cfg.storage) / f"{cfg.name}.json"):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        from dgn.sweep.run import run_sweep
+
+        result = run_sweep(cfg, log=lambda m: print(m, flush=True))
+    except DGNError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if result["interrupted"]:
+        return 130
+    from dgn.sweep.report import verdict_line
+
+    print(json.dumps({s["layer"]: round(s["best_score"], 4) for s in result["summary"]}, indent=1))
+    print(verdict_line(result["verdict"]))
+    print(f"done in {result['seconds']:.0f}s: " + ", ".join(result["files"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
