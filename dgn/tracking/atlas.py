@@ -47,3 +47,31 @@ def log_summary(run: Run, summary: dict, *, prefix: str = "atlas") -> None:
     run.log_dict(summary, f"{prefix}/summary.json")
     run.log_metrics({f"{prefix}_units_per_s": summary.get("units_per_s", float("nan")),
                      f"{prefix}_items_done": summary.get("items_done", 0)})
+
+
+def open_atlas_run(*, storage: str, run_name: str = "", run_id: str = "", experiment: str = "", params=None) -> Run:
+    """The run an atlas logs into: an existing run by id, the training run by name, or its own.
+
+    ``run_id``: continue exactly that run. ``run_name``: the run of that name in
+    ``experiment`` (default ``dgn-train``, where flows/train.py logs). Neither:
+    a run ``atlas-<storage folder>`` in ``experiment`` (default ``dgn-atlas``).
+    """
+    from dgn.tracking.core import _client, check_reachable, open_run, tracking_uri
+
+    if run_id:
+        uri = tracking_uri()
+        check_reachable(uri)
+        client = _client(uri)
+        try:
+            client.get_run(run_id)
+        except Exception:  # noqa: BLE001 — mlflow raises its own RestException / MlflowException
+            from dgn.errors import DGNError
+
+            raise DGNError(f"MLflow run id {run_id!r} does not exist at {uri}") from None
+        client.update_run(run_id, status="RUNNING")
+        return Run(client, run_id, resumed=True)
+    if run_name:
+        return open_run(experiment=experiment or "dgn-train", run_name=run_name, params=None)
+    name = "atlas-" + (storage.rstrip("/").rsplit("/", 1)[-1] or "run")
+    return open_run(experiment=experiment or "dgn-atlas", run_name=name, params=params,
+                    tags={"dgn.storage": storage, "dgn.flow": "atlas"})

@@ -1,0 +1,140 @@
+"""Feature-evolution atlases: the preferred input of every unit of chosen layers, for every checkpoint of a run.
+
+A pool of Ray actors renders each (checkpoint, layer, unit block) with batched
+DGN-AM; a manifest beside the outputs makes reruns skip finished work; the
+driver writes a static HTML atlas and logs grids (stepped by epoch), per-unit
+PNGs, tables and plots to MLflow.
+
+    python flows/atlas.py --storage runs/default                  # fc8, fc7, fc6, conv5 of every epoch
+    python flows/atlas.py --storage runs/default --layers fc8 --units all --actors 2
+    python flows/atlas.py --storage runs/default --units "fc8=all;fc7=0-15;fc6=0-15;conv5=0-15"
+    python flows/atlas.py --storage runs/default --combine fc8:3+fc8:7 --combine fc8:1+fc8:2
+    python flows/atlas.py --storage runs/default --generators all --layers fc8   # how the prior improves
+    python flows/atlas.py --storage runs/default --target torchvision:alexnet --target-weights alexnet.pt \\
+        --layers fc8 --units 0-99
+    python flows/atlas.py --storage runs/default --target model.ts --layers features.10,output
+    python flows/atlas.py --storage runs/default --run-name default   # log into the training run
+    python flows/atlas.py --dry-run                                   # a tiny run end to end (seconds)
+    ray job submit --working-dir . -- python flows/atlas.py --storage s3://bucket/runs/x --actors 8
+
+Outputs go to --out (default <storage>/atlas): manifest.json, items/, html/index.html.
+MLflow: MLFLOW_TRACKING_URI, else sqlite under $DGN_HOME (see dgn/tracking/core.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dgn.errors import DGNError  # noqa: E402
+
+DRY_RUN = dict(units="fc8=all;fc7=0-3;fc6=0-3;conv5=0-3", combine=("fc8:0+fc8:1",), am={"steps": 3}, actors=2,
+               chunk=8, n_real=100)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--storage", help="the training run's storage (dir or s3://): classifier/, generator/, judge/")
+    p.add_argument("--out", help="where the atlas goes (dir or s3://); default <storage>/atlas")
+    p.add_argument("--layers", help="comma-separated layers (module names); default fc8,fc7,fc6,conv5")
+    p.add_argument("--units", default="all", help="all | 0-9 | 1,5,7 | per layer: 'fc8=all;fc7=0-15' (default all)")
+    p.add_argument("--combine", action="append", default=[], help="a composition like fc8:3+fc8:7 (repeatable)")
+    p.add_argument("--target", default="run", help="run (its classifier checkpoints) | TorchScript file | "
+                                                  "torchvision:NAME")
+    p.add_argument("--target-weights", default="", help="local state dict for --target torchvision:NAME")
+    p.add_argument("--generators", choices=["latest", "all"], default="latest",
+                   help="latest: the final G on every classifier epoch; all: every G epoch on one target")
+    p.add_argument("--generator-layer", default="", help="which generator/<layer>/ to use (default fc6)")
+    p.add_argument("--actors", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0, help="torch threads per actor (0: CPUs / actors)")
+    p.add_argument("--chunk", type=int, default=64, help="units per work item (one batched DGN-AM)")
+    p.add_argument("--steps", type=int, help="DGN-AM steps (default: the embedded preset's 200)")
+    p.add_argument("--starts", type=int, default=1, help="restarts per unit; the best is kept")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpu", action="store_true", help="render on CUDA (a GPU share per actor)")
+    p.add_argument("--experiment", default="", help="MLflow experiment (default dgn-atlas; dgn-train with --run-name)")
+    p.add_argument("--run-name", default="", help="continue this MLflow run (e.g. the training run's name)")
+    p.add_argument("--mlflow-run-id", default="", help="continue the MLflow run with this id")
+    p.add_argument("--no-mlflow", action="store_true", help="write the atlas folder only")
+    p.add_argument("--dry-run", action="store_true", help="tiny: a throwaway training run (if no --storage), "
+                                                         "few units and steps")
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace):
+    from dgn.atlas import AtlasConfig
+
+    over = dict(DRY_RUN) if args.dry_run else {}
+    am = dict(over.pop("am", {}))
+    if args.steps is not None:
+        if args.steps < 1:
+            raise DGNError(f"--steps must be ≥ 1; got {args.steps}")
+        am["steps"] = args.steps
+    cfg = AtlasConfig(
+        storage=args.storage or "", out=args.out or "",
+        layers=tuple(l.strip() for l in args.layers.split(",") if l.strip()) if args.layers else None,
+        units=over.pop("units", args.units) if args.units == "all" else args.units,
+        combine=tuple(args.combine) or over.pop("combine", ()), target=args.target, target_weights=args.target_weights,
+        generators=args.generators, generator_layer=args.generator_layer,
+        actors=over.pop("actors", args.actors) if args.actors == 2 else args.actors, threads=args.threads,
+        chunk=over.pop("chunk", args.chunk) if args.chunk == 64 else args.chunk, am=am, starts=args.starts,
+        seed=args.seed, device="cuda" if args.gpu else "cpu", n_real=over.pop("n_real", 1000))
+    return cfg
+
+
+def dry_run_storage() -> str:
+    """A throwaway tiny training run (seconds) to render an atlas of."""
+    import tempfile
+
+    from dgn.atlas.demo import write_tiny_run
+
+    return write_tiny_run(tempfile.mkdtemp(prefix="dgn-atlas-dry-"))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if not args.storage and not args.dry_run:
+            raise DGNError("--storage is required: the training run to render (a directory or s3:// prefix)")
+        if args.mlflow_run_id and args.run_name:
+            raise DGNError("give --run-name or --mlflow-run-id, not both")
+        cfg = build_config(args)
+        cfg.validate() if cfg.storage else None
+        if cfg.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise DGNError("--gpu was given but no CUDA device is available here")
+        if args.dry_run and not cfg.storage:
+            print("atlas: --dry-run without --storage: training a throwaway run first", flush=True)
+            cfg.storage = dry_run_storage()
+        from dgn.atlas import run_atlas
+
+        log = lambda m: print(m, flush=True)  # noqa: E731
+        if args.no_mlflow:
+            summary = run_atlas(cfg, run=None, log=log)
+        else:
+            from dgn.tracking import browse_hint
+            from dgn.tracking.atlas import open_atlas_run
+
+            with open_atlas_run(storage=cfg.storage, run_name=args.run_name, run_id=args.mlflow_run_id,
+                                experiment=args.experiment, params={"atlas": cfg.to_dict()}) as run:
+                log(f"mlflow: logging into run {run.run_id}")
+                summary = run_atlas(cfg, run=run, log=log)
+            log(browse_hint())
+    except DGNError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    keys = ["items_done", "items_skipped", "units_rendered", "units_per_s", "recognisability", "seconds"]
+    print(json.dumps({k: summary[k] for k in keys}, indent=1, default=str))
+    print(f"done: the atlas is in {summary['out']} (open {summary['html']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
