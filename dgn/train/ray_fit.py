@@ -34,6 +34,8 @@ def init_ray(num_cpus: int) -> dict:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(log_to_driver=False)
         else:
+            # Ray runs workers at nice 15 by default; here they do all the work, so they run at the driver's priority
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
     return ray.cluster_resources()
 

@@ -1,38 +1,88 @@
-"""flows/train.py end to end on its fast path, and its handling of bad input."""
+"""flows/train.py end to end on Ray Train (its fast path), resume after a crash, divergence, bad input.
+
+The runs join one private ``ray start --head`` cluster (RAY_ADDRESS) so that each does not pay for
+starting Ray; MLflow is the default local store under the test's private DGN_HOME.
+"""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support.servers import free_port
+from tests.train.ray_head import RAY_ENV, ray_head
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args, timeout=600):
+@pytest.fixture(scope="module")
+def ray_address():
+    with ray_head(2, dashboard=False) as (address, _):
+        yield address
+
+
+def _run(*args, env=None, timeout=600):
     return subprocess.run([sys.executable, str(ROOT / "flows" / "train.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **RAY_ENV, **(env or {})})
 
 
-def test_dry_run_end_to_end(tmp_path):
+def _mlflow(experiment="dgn-train"):
+    from mlflow.tracking import MlflowClient
+
+    from dgn.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id]) if exp else []
+
+
+def _steps(client, run_id, key):
+    return [m.step for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_dry_run_end_to_end(tmp_path, ray_address):
     storage = tmp_path / "run"
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("classifier_epochs: 2\ngan:\n  w_adv: 0.02\n")
-    r = _run("--dry-run", "--storage", str(storage), "--config", str(cfg))
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = _run("--dry-run", "--storage", str(storage), "--config", str(cfg), "--workers", "2",
+             env={"RAY_ADDRESS": ray_address})
+    assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in (storage / "classifier").iterdir()) == ["epoch=0001.pt", "epoch=0002.pt"]
     assert (storage / "generator" / "fc6" / "epoch=0001.pt").is_file()
     assert (storage / "judge" / "judge.pt").is_file()
     q = json.loads((storage / "quality.json").read_text())
     assert q["config"]["gan"]["w_adv"] == 0.02 and q["config"]["classifier_epochs"] == 2
+    assert q["config"]["workers"] == 2
     for k in ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd"):
         assert k in q
     assert (storage / "montage-dgn-am-fc8.png").is_file()
-    assert "done:" in r.stdout
+    assert "classifier E epoch 2/2" in r.stdout and "generator G epoch 1/1" in r.stdout  # progress lines
+    assert "browse the results with: mlflow ui --backend-store-uri sqlite:///" in r.stdout
+
+    client, runs = _mlflow()
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == "run"
+    assert run.data.params["gan.w_adv"] == "0.02" and run.data.params["workers"] == "2"
+    assert _steps(client, run.info.run_id, "classifier_val_acc") == [1, 2]
+    for key in ("generator_image", "generator_feature", "generator_adversarial", "generator_d_acc",
+                "judge_val_acc", "quality_am_recognisability"):
+        assert key in run.data.metrics, key
+    assert run.data.tags["checkpoint.classifier.0002"] == str(storage / "classifier" / "epoch=0002.pt")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"checkpoints.json", "quality.json", "montage-dgn-am-fc8.png", "images"} <= artifacts
+    images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    assert any("reconstructions" in p for p in images), images
 
 
 def test_help_exits_zero():
     r = _run("--help")
-    assert r.returncode == 0 and "--encoder-layer" in r.stdout
+    assert r.returncode == 0
+    for flag in ("--encoder-layer", "--workers", "--encoder-weights", "--run-name", "ray job submit"):
+        assert flag in r.stdout
 
 
 def _one_line_error(r):
@@ -51,16 +101,83 @@ def test_bad_values_fail_before_any_work(tmp_path):
     assert "gan-epochs must be ≥ 0" in line
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--data", str(tmp_path / "missing")))
     assert "missing" in line
+    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--workers", "0"))
+    assert "workers must be ≥ 1" in line
+    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--workers", "3"))
+    assert "batch-size 32 must be a multiple of workers 3" in line
+    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--encoder-weights", str(tmp_path / "no.pt")))
+    assert "no.pt" in line and "does not exist" in line
     bad = tmp_path / "bad.yaml"
     bad.write_text("gan:\n  w_pixel: 1\n")
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--config", str(bad)))
     assert "w_pixel" in line
+    line = _one_line_error(_run("--dry-run", "--storage", str(storage),
+                                env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}))
+    assert "unreachable" in line
     assert not storage.exists(), "nothing is written when the input is bad"
+    assert not (Path(os.environ["DGN_HOME"]) / "mlflow.db").exists(), "no MLflow run is created"
 
 
-def test_paper_preset_runs_end_to_end(tmp_path):
-    r = _run("--dry-run", "--preset", "paper", "--storage", str(tmp_path / "paper"))
-    assert r.returncode == 0, r.stderr[-2000:]
-    q = json.loads((tmp_path / "paper" / "quality.json").read_text())
+def test_crash_then_same_command_continues_in_the_same_run(tmp_path, ray_address):
+    storage = tmp_path / "crashy"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("classifier_epochs: 3\nmax_failures: 0\n")
+    args = ("--dry-run", "--storage", str(storage), "--config", str(cfg))
+    env = {"RAY_ADDRESS": ray_address}
+    # the worker dies in classifier epoch 2 and no restart is allowed: the job fails after epoch 1
+    r = _run(*args, env={**env, "DGN_TEST_WORKER_EXIT": "classifier:2:0"})
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "error: training (classifier+judge+generator) failed" in r.stderr
+    assert sorted(p.name for p in (storage / "classifier").iterdir()) == ["epoch=0001.pt"]
+    client, runs = _mlflow()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    run_id = runs[0].info.run_id
+
+    r = _run(*args, env=env)  # the same command again
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "classifier E: resuming at epoch 2" in r.stdout and "continuing run 'crashy'" in r.stdout
+    client, runs = _mlflow()
+    assert [x.info.run_id for x in runs] == [run_id], "the same MLflow run, not a second one"
+    assert runs[0].info.status == "FINISHED"
+    assert _steps(client, run_id, "classifier_val_acc") == [1, 2, 3]  # each epoch once
+    assert sorted(p.name for p in (storage / "classifier").iterdir()) == [f"epoch={e:04d}.pt" for e in (1, 2, 3)]
+
+
+def test_divergence_stops_with_one_line_and_keeps_good_checkpoints(tmp_path, ray_address):
+    storage = tmp_path / "div"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("gan:\n  lr: 1.0e+10\n")
+    r = _run("--dry-run", "--storage", str(storage), "--config", str(cfg), env={"RAY_ADDRESS": ray_address})
+    line = _one_line_error(r)
+    assert "generator training diverged in epoch 1" in line, line
+    assert (storage / "classifier" / "epoch=0001.pt").is_file()  # the good checkpoints stay
+    assert not (storage / "generator" / "fc6").exists() or not any((storage / "generator" / "fc6").iterdir())
+    _, runs = _mlflow()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+
+
+def test_paper_preset_with_encoder_weights(tmp_path, ray_address):
+    # E from a project classifier checkpoint: the classifier stage is skipped
+    first = tmp_path / "first"
+    r = _run("--dry-run", "--storage", str(first), "--gan-epochs", "0", env={"RAY_ADDRESS": ray_address})
+    assert r.returncode == 2 and "gan-epochs and judge-epochs must be ≥ 1" in r.stderr
+    from dgn.data import read_meta, write_synthetic
+    from dgn.nets import build_caffenet
+    from dgn.train.checkpoint import save_checkpoint
+    from dgn.train.classifier import classifier_checkpoint
+
+    data = str(tmp_path / "data")
+    write_synthetic(data, n_train=200, n_val=100, seed=0, image_size=64)
+    meta = read_meta(data)
+    weights = save_checkpoint(classifier_checkpoint(build_caffenet("small", num_classes=meta.num_classes,
+                                                                   image_size=64), epoch=1), str(tmp_path / "e.pt"))
+    storage = tmp_path / "paper"
+    r = _run("--dry-run", "--preset", "paper", "--storage", str(storage), "--data", data, "--encoder-weights", weights,
+             env={"RAY_ADDRESS": ray_address})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not (storage / "classifier").exists()
+    assert "training judge, generator" in r.stdout
+    q = json.loads((storage / "quality.json").read_text())
     assert q["config"]["gan"]["reduction"] == "caffe" and q["config"]["gan"]["w_adv"] == 100.0
     assert q["config"]["am"]["lr"] == 8.0
+    assert q["config"]["encoder_weights"] == weights
