@@ -121,7 +121,7 @@ def load_torchvision_target(name: str, weights: str | Path | None) -> TargetNet:
 def _num_classes(state: dict) -> int:
     for key in ("fc.weight", "classifier.weight", "classifier.6.weight", "classifier.1.weight", "heads.head.weight",
                 "classifier.3.weight", "classifier.2.weight"):
-        if key in state and state[key].dim() == 2:
+        if key in state and state[key].dim() >= 2:
             return state[key].shape[0]
     return 1000
 
