@@ -39,7 +39,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from PIL import Image
 
-from dgn.data.uri import is_s3, join, resolve
+from dgn.data.uri import is_s3, join, resolve, s3_error
 from dgn.errors import DGNError
 
 if TYPE_CHECKING:  # torch is imported where tensors are made, so writing data does not load it
@@ -108,7 +108,9 @@ def _files(uri: str, split: str) -> list[_File]:
     try:
         root_info = fs.get_file_info(root)
     except OSError as e:
-        raise DGNError(f"cannot reach dataset {uri}: {e}.") from None
+        if is_s3(uri):
+            raise s3_error(uri, e) from None
+        raise DGNError(f"cannot read dataset {uri}: {e}.") from None
     if root_info.type == pafs.FileType.NotFound:
         raise DGNError(f"dataset {uri} does not exist; give a directory or s3:// prefix holding train/ and val/.")
     split_dir = f"{root}/{split}"
@@ -117,6 +119,10 @@ def _files(uri: str, split: str) -> list[_File]:
     except (FileNotFoundError, NotADirectoryError):
         raise DGNError(f"dataset {uri} has no {split}/ directory; a dataset holds train/ and val/ "
                        f"with Parquet files of columns {SCHEMA_TEXT}.") from None
+    except OSError as e:
+        if is_s3(uri):
+            raise s3_error(uri, e) from None
+        raise DGNError(f"cannot read dataset {uri}: {e}.") from None
     paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")
                    and not os.path.basename(i.path).startswith(("_", ".")))
     if not paths:
@@ -166,9 +172,18 @@ def write_split(rows: Iterable[dict], uri: str, split: str, *, rows_per_file: in
         try:
             found = fs.get_file_info(bucket).type != pafs.FileType.NotFound
         except OSError as e:
-            raise DGNError(f"cannot reach S3 bucket {bucket!r} for {uri}: {e}.") from None
+            raise s3_error(uri, e) from None
         if not found:
             raise DGNError(f"S3 bucket {bucket!r} for {uri} does not exist; create it first.")
+    try:
+        return _write_split(fs, root, rows, uri, split, rows_per_file, row_group_rows)
+    except OSError as e:
+        if is_s3(uri):
+            raise s3_error(uri, e) from None
+        raise
+
+
+def _write_split(fs, root, rows, uri, split, rows_per_file, row_group_rows) -> int:
     final, tmp = f"{root}/{split}", f"{root}/{split}.tmp-{os.getpid()}"
     _delete_quietly(fs, tmp)  # leftovers of an earlier crashed writer with our pid
     fs.create_dir(tmp, recursive=True)
@@ -232,8 +247,22 @@ def _commit(fs: pafs.FileSystem, tmp: str, final: str) -> None:
 
 # reading
 
+def _check_first_image(fs: pafs.FileSystem, f: _File) -> None:
+    """Decode one image (row 0 of ``f``): a dataset of wrongly encoded images fails before any work starts.
+
+    A single corrupt row further in is caught where it is read (iter_batches / load_split name its row).
+    """
+    pf = pq.ParquetFile(f.path, filesystem=fs)
+    first = next(pf.iter_batches(batch_size=1, row_groups=[0], columns=["image"]))
+    decode_image(first.column(0)[0].as_py(), 8, where=f"{f.where} row 0")
+
+
 def read_meta(uri: str) -> DatasetMeta:
-    """Check every file of train/ and val/ and return class count, class names and row counts."""
+    """Check every file of train/ and val/ and return class count, class names and row counts.
+
+    Labels and names are checked on every row; images only on the first row of each split (reading every image
+    would read the whole dataset).
+    """
     names: dict[int, tuple[str, str]] = {}  # label -> (name, where first seen)
     counts = {}
     for split in SPLITS:
@@ -260,6 +289,7 @@ def read_meta(uri: str) -> DatasetMeta:
             n += row0
         if n == 0:
             raise DGNError(f"split {join(uri, split)} has no rows; both train and val need at least one.")
+        _check_first_image(fs, next(f for f in files if f.num_rows))
         counts[split] = n
     k = max(names) + 1
     return DatasetMeta(num_classes=k, class_names=[names[i][0] if i in names else f"unused_{i}" for i in range(k)],

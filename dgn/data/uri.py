@@ -13,6 +13,7 @@ code talks to AWS, MinIO or a moto server in tests:
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -44,6 +45,34 @@ def _s3_filesystem() -> pafs.S3FileSystem:
         if os.environ.get("AWS_SESSION_TOKEN"):
             kwargs["session_token"] = os.environ["AWS_SESSION_TOKEN"]
     return pafs.S3FileSystem(**kwargs)
+
+
+def s3_endpoint() -> str:
+    """The S3 endpoint requests go to, as a user would write it."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3 (no endpoint set)"
+
+
+_CREDENTIALS = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "EXPIRED_TOKEN", "InvalidToken",
+                "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "HTTP response code 403")
+_NETWORK = re.compile(r"NETWORK_CONNECTION|curlCode|Could not connect|Could not resolve|Timeout was reached")
+
+
+def s3_error(uri: str, e: OSError) -> DGNError:
+    """One sentence for an S3 failure: refused credentials, an endpoint that does not answer, or what S3 said.
+
+    Never repeats the credentials themselves, only the names of the variables that hold them.
+    """
+    text = " ".join(str(e).split())
+    code = next((c for c in _CREDENTIALS if c in text), None)
+    if code:
+        return DGNError(f"S3 at {s3_endpoint()} refused the credentials for {uri} ({code}); check "
+                        f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the node's instance role).")
+    if _NETWORK.search(text):
+        detail = re.search(r"curlCode: \d+, ([^;]+)", text)
+        return DGNError(f"cannot reach the S3 endpoint {s3_endpoint()} for {uri} "
+                        f"({detail.group(1).strip() if detail else 'no connection'}); check AWS_ENDPOINT_URL and "
+                        f"the network.")
+    return DGNError(f"S3 request for {uri} failed: {text[:300]}")
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
