@@ -111,7 +111,7 @@ def build_config(args: argparse.Namespace):
     if bad:
         raise DGNError(f"unknown setting(s) {bad} in the config; valid: {', '.join(sorted(valid | {'gan', 'am'}))}")
     flags = {"data": args.data, "storage": args.storage, "classifier_epochs": args.classifier_epochs,
-             "judge_epochs": args.judge_epochs, "gan_epochs": args.gan_epochs or args.epochs,
+             "judge_epochs": args.judge_epochs, "gan_epochs": args.gan_epochs if args.gan_epochs is not None else args.epochs,
              "batch_size": args.batch_size, "seed": args.seed, "workers": args.workers,
              "encoder_weights": args.encoder_weights, "run_name": args.run_name, "experiment": args.experiment,
              "max_failures": args.max_failures, "num_cpus": args.num_cpus}

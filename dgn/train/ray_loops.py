@@ -145,6 +145,10 @@ def _die_if_asked(cfg: dict, stage: str, epoch: int, rank: int) -> None:
     os._exit(1)
 
 
+def _last_good(epoch: int) -> str:
+    return f"the last good checkpoint is epoch {epoch - 1}" if epoch > 1 else "no epoch of this stage was checkpointed"
+
+
 def _report(metrics: dict) -> None:
     import ray.train
 
@@ -238,7 +242,7 @@ def classifier_loop(cfg: dict) -> bool:
             n += len(yb)
         if bad:
             w.put({"stage": stage, "diverged": f"{stage} training diverged in epoch {epoch}: the loss is not finite "
-                   f"(lr {cfg['lr']}); the last good checkpoint is epoch {epoch - 1}"})
+                   f"(lr {cfg['lr']}); {_last_good(epoch)}"})
             _report({"diverged": 1.0})
             return False
         model.eval()
@@ -374,7 +378,7 @@ def generator_loop(cfg: dict) -> bool:
                 counts[k] = counts.get(k, 0) + ok
         if w.any(bool(bad)):
             w.put({"stage": stage, "diverged": f"generator training diverged in epoch {epoch}: "
-                   f"{bad or 'a worker saw a non-finite loss'}; the last good checkpoint is epoch {epoch - 1}"})
+                   f"{bad or 'a worker saw a non-finite loss'}; {_last_good(epoch)}"})
             _report({"diverged": 1.0})
             return False
         keys = sorted(sums)

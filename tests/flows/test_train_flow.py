@@ -93,6 +93,15 @@ def _one_line_error(r):
     return lines[0]
 
 
+def _error_line(r):
+    """A failure during the run: exit 2, one 'error:' line and it is the last; no traceback (logs may precede it)."""
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert [l for l in lines if l.startswith("error: ")] == [lines[-1]], r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    return lines[-1]
+
+
 def test_bad_values_fail_before_any_work(tmp_path):
     storage = tmp_path / "run"
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--encoder-layer", "fc9"))
@@ -126,8 +135,7 @@ def test_crash_then_same_command_continues_in_the_same_run(tmp_path, ray_address
     env = {"RAY_ADDRESS": ray_address}
     # the worker dies in classifier epoch 2 and no restart is allowed: the job fails after epoch 1
     r = _run(*args, env={**env, "DGN_TEST_WORKER_EXIT": "classifier:2:0"})
-    assert r.returncode == 2, r.stderr[-3000:]
-    assert "error: training (classifier+judge+generator) failed" in r.stderr
+    assert _error_line(r).startswith("error: training (classifier+judge+generator) failed on Ray Train")
     assert sorted(p.name for p in (storage / "classifier").iterdir()) == ["epoch=0001.pt"]
     client, runs = _mlflow()
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
@@ -146,10 +154,10 @@ def test_crash_then_same_command_continues_in_the_same_run(tmp_path, ray_address
 def test_divergence_stops_with_one_line_and_keeps_good_checkpoints(tmp_path, ray_address):
     storage = tmp_path / "div"
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("gan:\n  lr: 1.0e+10\n")
+    cfg.write_text("gan:\n  lr: 1.0e+10\n  w_adv: 1.0\n  warmup_steps: 0\n")  # D's logits overflow at step 2
     r = _run("--dry-run", "--storage", str(storage), "--config", str(cfg), env={"RAY_ADDRESS": ray_address})
-    line = _one_line_error(r)
-    assert "generator training diverged in epoch 1" in line, line
+    line = _error_line(r)
+    assert "generator training diverged in epoch 1" in line and "G's loss is nan" in line, line
     assert (storage / "classifier" / "epoch=0001.pt").is_file()  # the good checkpoints stay
     assert not (storage / "generator" / "fc6").exists() or not any((storage / "generator" / "fc6").iterdir())
     _, runs = _mlflow()
