@@ -33,6 +33,10 @@ def _load_state(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — any unpickling failure is the user's file
+        if "Weights only load failed" in str(e):
+            raise DGNError(f"weights file {str(path)!r} holds Python objects besides tensors and was refused "
+                           f"(files load with weights_only=True, so no code in them runs); save a plain state dict"
+                           ) from None
         raise DGNError(f"weights file {str(path)!r} is not a readable torch state dict ({type(e).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

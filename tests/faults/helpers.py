@@ -64,3 +64,24 @@ def live_runs(db: Path) -> list[tuple[str, str]]:
     client = MlflowClient(f"sqlite:///{db}")
     exps = [e.experiment_id for e in client.search_experiments()]
     return [(r.info.run_name, r.info.status) for r in client.search_runs(exps) if r.info.status != "FAILED"]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (``127.0.0.1``, ``0.0.0.0``, ``::``, ...) with a TCP socket listening on ``port``."""
+    import ipaddress
+
+    found = set()
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if state != "0A" or int(p, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(addr)
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))  # each 32-bit word is little-endian
+            found.add(str(ipaddress.ip_address(raw)))
+    return found
