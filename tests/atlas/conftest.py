@@ -1,4 +1,4 @@
-"""Atlas fixtures: one tiny training run per module (seconds) and one local Ray cluster per module."""
+"""Atlas fixtures: one tiny training run per session (seconds) and one local Ray cluster per module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from dgn.atlas.demo import write_tiny_run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A run with two classifier epochs, two G epochs and a dead unit fc7:5 in every classifier."""
     return write_tiny_run(str(tmp_path_factory.mktemp("run")), classifier_epochs=2, gan_epochs=2, dead=("fc7:5",))

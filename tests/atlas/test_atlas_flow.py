@@ -1,0 +1,42 @@
+"""flows/atlas.py end to end: --help, --dry-run, and bad input (one sentence, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _flow(*args, env=None, timeout=400):
+    return subprocess.run([sys.executable, str(ROOT / "flows" / "atlas.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
+
+
+def test_help():
+    r = _flow("--help", timeout=60)
+    assert r.returncode == 0 and "ray job submit" in r.stdout and "--combine" in r.stdout
+
+
+def test_dry_run_end_to_end(mlflow_url):
+    r = _flow("--dry-run", env={"MLFLOW_TRACKING_URI": mlflow_url})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '"items_done": 12' in r.stdout and "done: the atlas is in" in r.stdout
+    html = r.stdout.rsplit("(open ", 1)[1].split(")")[0]
+    assert Path(html).is_file() and "fc8" in Path(html).read_text()
+
+
+def test_bad_input_is_one_sentence_and_writes_nothing(tiny_run, tmp_path):
+    out = tmp_path / "atlas"
+    for args, msg in ((["--layers", "fc8", "--units", "0-99"], "error: unit 99 is out of range of layer 'fc8'"),
+                      (["--layers", "fc9"], "error: unknown layer 'fc9'"),
+                      (["--combine", "fc8:1+"], "error: bad objective"),
+                      (["--generators", "all", "--generator-layer", "conv3"], "error: no generator for layer 'conv3'")):
+        r = _flow("--storage", tiny_run, "--out", str(out), "--no-mlflow", *args, timeout=120)
+        assert r.returncode == 2, (args, r.stderr[-1000:])
+        assert r.stderr.startswith(msg) and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert not out.exists()
+    r = _flow("--no-mlflow", timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: --storage is required")
