@@ -117,8 +117,11 @@ def run_tuner(cfg: SweepConfig, base: Base, log: Log = print) -> SweepOutcome:
         f"{cfg.samples} weight sets), ≤ {cfg.max_concurrent_trials} at once, {cfg.cpus_per_trial:g} CPU each, "
         f"Ray has {ray.cluster_resources().get('CPU', 0):g} CPUs; experiment {experiment_path(cfg)}")
     grid = tuner.fit()
-    trials = grid._experiment_analysis.trials  # statuses are not on Result
-    status = {t.trial_id: t.status for t in trials}
+    # Statuses as saved to storage (Result has none; after a SIGINT the live trials read TERMINATED once
+    # cleaned up, while the saved state, written before the cleanup, says which were still running).
+    from ray.tune import ExperimentAnalysis
+
+    status = {t.trial_id: t.status for t in ExperimentAnalysis(grid.experiment_path).trials}
     histories, checkpoints = {}, {}
     for r in grid:
         tid = r.metrics.get("trial_id") if r.metrics else None
@@ -129,6 +132,7 @@ def run_tuner(cfg: SweepConfig, base: Base, log: Log = print) -> SweepOutcome:
         if r.checkpoint is not None:
             checkpoints[tid] = r.checkpoint.path
     rows = trial_rows(grid, status, cfg)
-    interrupted = any(s not in ("TERMINATED", "ERROR") for s in status.values())
+    # trials are created lazily: an interrupted sweep may not have created the last ones yet
+    interrupted = len(status) < cfg.trials or any(s not in ("TERMINATED", "ERROR") for s in status.values())
     return SweepOutcome(rows=rows, histories=histories, checkpoints=checkpoints, interrupted=interrupted,
                         restored=restored, experiment_path=grid.experiment_path)
