@@ -92,12 +92,20 @@ class Worker:
     """Rank, world, device and the collective helpers of one Ray Train worker."""
 
     def __init__(self, cfg: dict):
-        import ray.train
-        import ray.train.torch
+        self.plain = cfg.get("context") == "torch"  # a plain torch.distributed process (bench/ray_overhead.py)
+        if self.plain:
+            import torch.distributed as dist
 
-        ctx = ray.train.get_context()
-        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
-        self.device = ray.train.torch.get_device() if cfg.get("gpu") else torch.device("cpu")
+            init = dist.is_initialized()
+            self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if init else (0, 1)
+            self.device = torch.device("cpu")
+        else:
+            import ray.train
+            import ray.train.torch
+
+            ctx = ray.train.get_context()
+            self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+            self.device = ray.train.torch.get_device() if cfg.get("gpu") else torch.device("cpu")
         self.queue = cfg.get("queue")
         torch.set_num_threads(max(1, int(cfg.get("threads", 1))))
 
@@ -114,16 +122,24 @@ class Worker:
     def any(self, flag: bool) -> bool:
         return self.sum([float(flag)])[0] > 0
 
+    def report(self, metrics: dict) -> None:
+        """``ray.train.report`` from every worker (Ray Train expects all ranks to report)."""
+        if not self.plain:
+            _report(metrics)
+
     def put(self, event: dict) -> None:
         if self.rank == 0 and self.queue is not None:
             self.queue.put(event)
 
     def wrap(self, module: torch.nn.Module, *, sync_bn: bool = False) -> torch.nn.Module:
         """DDP (and SyncBatchNorm on GPUs) when there are several workers; else the module on the device."""
-        import ray.train.torch
-
         if sync_bn and self.world > 1 and self.device.type == "cuda":
             module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        if self.plain:
+            module = module.to(self.device)
+            return torch.nn.parallel.DistributedDataParallel(module) if self.world > 1 else module
+        import ray.train.torch
+
         return ray.train.torch.prepare_model(module, move_to_device=self.device, parallel_strategy="ddp"
                                              if self.world > 1 else None)
 
@@ -243,7 +259,7 @@ def classifier_loop(cfg: dict) -> bool:
         if bad:
             w.put({"stage": stage, "diverged": f"{stage} training diverged in epoch {epoch}: the loss is not finite "
                    f"(lr {cfg['lr']}); {_last_good(epoch)}"})
-            _report({"diverged": 1.0})
+            w.report({"diverged": 1.0})
             return False
         model.eval()
         v_loss = v_correct = v_n = 0.0
@@ -270,7 +286,7 @@ def classifier_loop(cfg: dict) -> bool:
                 save_checkpoint(ck, join(cfg["storage"], "judge", "judge.pt"))  # what metrics and atlases load
         w.put({"stage": stage, "epoch": epoch, "epochs": epochs, "metrics": m, "checkpoint": uri,
                "seconds": time.time() - t})
-        _report({**m, "epoch": epoch})
+        w.report({**m, "epoch": epoch})
     return True
 
 
@@ -379,7 +395,7 @@ def generator_loop(cfg: dict) -> bool:
         if w.any(bool(bad)):
             w.put({"stage": stage, "diverged": f"generator training diverged in epoch {epoch}: "
                    f"{bad or 'a worker saw a non-finite loss'}; {_last_good(epoch)}"})
-            _report({"diverged": 1.0})
+            w.report({"diverged": 1.0})
             return False
         keys = sorted(sums)
         tot = w.sum([sums[k] for k in keys] + [float(counts[k]) for k in keys])
@@ -391,7 +407,7 @@ def generator_loop(cfg: dict) -> bool:
             save_checkpoint(trainer.state(epoch=epoch, metrics=m, encoder_ref=cfg["encoder"]), uri)
             event["image"] = recon_grid(trainer, fixed)
         w.put(event)
-        _report({**m, "epoch": epoch})
+        w.report({**m, "epoch": epoch})
     return True
 
 
