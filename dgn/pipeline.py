@@ -60,7 +60,7 @@ class PipelineConfig:
     judge_seed: int = 1234
     device: str = "cpu"  # cpu | cuda (--gpu: CUDA, bf16 autocast, Ray GPU workers)
     # the Ray Train job (run_training)
-    workers: int = 1  # Ray Train workers; the global batch_size is split between them
+    workers: int = 2  # Ray Train workers; the global batch_size is split between them (2 × 1 thread: bench/ray_overhead.py)
     encoder_weights: str = ""  # E (and C) from a file: torchvision AlexNet state dict or a dgn classifier checkpoint
     run_name: str = ""  # MLflow run name and Ray Train run name; default: the storage folder's name
     experiment: str = "dgn-train"  # MLflow experiment

@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gan-epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int, help="Ray Train workers (data-parallel); the global batch stays fixed; default 1")
+    p.add_argument("--workers", type=int, help="Ray Train workers (data-parallel); the global batch stays fixed; default 2")
     p.add_argument("--encoder-weights", help="E and C from this file (torchvision AlexNet state dict or a dgn classifier "
                    "checkpoint); the classifier stage is skipped")
     p.add_argument("--run-name", help="MLflow (and Ray Train) run name; the same name resumes; default: storage's name")
