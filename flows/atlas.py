@@ -43,6 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="where the atlas goes (dir or s3://); default <storage>/atlas")
     p.add_argument("--layers", help="comma-separated layers (module names); default fc8,fc7,fc6,conv5")
     p.add_argument("--units", default="all", help="all | 0-9 | 1,5,7 | per layer: 'fc8=all;fc7=0-15' (default all)")
+    p.add_argument("--epochs", default="all", help="checkpoints to render: all | last | a list like 1-3,8")
     p.add_argument("--combine", action="append", default=[], help="a composition like fc8:3+fc8:7 (repeatable)")
     p.add_argument("--target", default="run", help="run (its classifier checkpoints) | TorchScript file | "
                                                   "torchvision:NAME")
@@ -78,7 +79,7 @@ def build_config(args: argparse.Namespace):
     cfg = AtlasConfig(
         storage=args.storage or "", out=args.out or "",
         layers=tuple(l.strip() for l in args.layers.split(",") if l.strip()) if args.layers else None,
-        units=over.pop("units", args.units) if args.units == "all" else args.units,
+        units=over.pop("units", args.units) if args.units == "all" else args.units, epochs=args.epochs,
         combine=tuple(args.combine) or over.pop("combine", ()), target=args.target, target_weights=args.target_weights,
         generators=args.generators, generator_layer=args.generator_layer,
         actors=over.pop("actors", args.actors) if args.actors == 2 else args.actors, threads=args.threads,

@@ -24,6 +24,7 @@ class AtlasConfig:
     out: str = ""  # default <storage>/atlas
     layers: tuple[str, ...] | None = None  # None: fc8, fc7, fc6, conv5 (conv: channels at the centre)
     units: str | dict = "all"  # spec for every layer, or {layer: spec}
+    epochs: str = "all"  # which checkpoints of the time axis: all | last | a spec of epochs like 1-3,8
     combine: tuple[str, ...] = ()  # compositions, e.g. ("fc8:3+fc8:7",)
     target: str = TARGET_RUN  # run | TorchScript file | torchvision:NAME
     target_weights: str = ""  # weights file for torchvision:NAME
@@ -67,6 +68,8 @@ class AtlasConfig:
         if self.layers is not None and not self.layers and not self.combine:
             raise DGNError("no layers and no compositions given: nothing to render")
         unit_specs(self.units)  # parses
+        if self.epochs not in ("all", "last"):
+            parse_spec(self.epochs, 10**9)
 
 
 def parse_spec(spec: str, n: int, *, layer: str = "") -> list[int]:

@@ -26,8 +26,9 @@ def _kill(net, unit: str) -> None:
 
 
 def write_tiny_run(storage: str, *, classifier_epochs: int = 2, gan_epochs: int = 1, n_train: int = 96,
-                   n_val: int = 48, steps: int = 2, dead: tuple[str, ...] = (), seed: int = 0) -> str:
-    """Write a tiny run under ``storage``; returns ``storage``."""
+                   n_val: int = 48, steps: int = 2, dead: tuple[str, ...] = (), seed: int = 0,
+                   g_widths: tuple[int, ...] = (32, 16, 8, 8)) -> str:
+    """Write a tiny run under ``storage``; returns ``storage``. ``g_widths`` (128, 64, 32, 16): the embedded G's size."""
     data = join(storage, "data")
     write_synthetic(data, n_train=n_train, n_val=n_val, seed=seed, image_size=64)
     meta = read_meta(data)
@@ -47,7 +48,7 @@ def write_tiny_run(storage: str, *, classifier_epochs: int = 2, gan_epochs: int 
     train_epoch(judge, make_optimizer(judge, 3e-3), list(tensor_batches(xt, yt, batch_size=32))[:steps])
     save_checkpoint(judge_checkpoint(judge.eval(), epoch=1), join(storage, "judge", "judge.pt"))
     stats = code_stats(net, "fc6", tensor_batches(xt, batch_size=64))
-    gan = GANTrainer(net, GANConfig(w_adv=0.0, feature_layer="conv3", generator_overrides={"widths": (32, 16, 8, 8)}),
+    gan = GANTrainer(net, GANConfig(w_adv=0.0, feature_layer="conv3", generator_overrides={"widths": tuple(g_widths)}),
                      code_stats=stats, seed=seed)
     for epoch in range(1, gan_epochs + 1):
         for x in list(tensor_batches(xt, batch_size=32, shuffle=True, seed=epoch))[:steps]:

@@ -110,6 +110,22 @@ def sources(storage: str, *, target: str, generators: str, generator_layer: str 
     return [Source(epoch=0, target=target, generator=g, run_target=False)]
 
 
+def select_epochs(srcs: list[Source], spec: str) -> list[Source]:
+    """``all``, ``last``, or an epoch spec like ``1-3,8`` (each epoch must exist)."""
+    if spec == "all":
+        return srcs
+    if spec == "last":
+        return srcs[-1:]
+    from dgn.atlas.config import parse_spec
+
+    have = {s.epoch: s for s in srcs}
+    want = parse_spec(spec, 10**9)
+    missing = [e for e in want if e not in have]
+    if missing:
+        raise DGNError(f"epoch(s) {missing} have no checkpoint; available: {', '.join(map(str, sorted(have)))}")
+    return [have[e] for e in want]
+
+
 def blocks(units: list[int], chunk: int) -> list[tuple[int, ...]]:
     """Units grouped by aligned block [b·chunk, (b+1)·chunk)."""
     out: dict[int, list[int]] = {}

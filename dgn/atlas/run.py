@@ -14,7 +14,7 @@ from dgn.am.dgn_am import AMConfig
 from dgn.am.objectives import Objective, check_objectives
 from dgn.atlas.config import COMBINE, DEFAULT_LAYERS, AtlasConfig, parse_spec, spec_for, unit_specs
 from dgn.atlas.manifest import Manifest
-from dgn.atlas.plan import Source, make_items, sources
+from dgn.atlas.plan import Source, make_items, select_epochs, sources
 from dgn.atlas.pool import ActorPool
 from dgn.atlas.results import collect
 from dgn.atlas.site import grid_image, write_group, write_html, write_plots
@@ -133,7 +133,8 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     """Render the atlas of ``cfg`` (skipping finished items), write it, log it to ``run``; returns a summary."""
     cfg.validate()
     t0 = time.time()
-    srcs = sources(cfg.storage, target=cfg.target, generators=cfg.generators, generator_layer=cfg.generator_layer)
+    srcs = select_epochs(sources(cfg.storage, target=cfg.target, generators=cfg.generators,
+                                 generator_layer=cfg.generator_layer), cfg.epochs)
     ctx = _context(cfg, srcs[0])
     out = cfg.out_uri
     manifest = Manifest.open(out, settings(cfg))
