@@ -380,6 +380,7 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
 
     tracker = TrainingTracker(experiment=cfg.experiment, run_name=run_name, params=cfg.to_dict(), storage=cfg.storage,
                               log=log)
+    tracker.check_name()
     with tracker.open() as run:
         resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
         data = prepare_data(cfg, log)
@@ -419,8 +420,8 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
 
         # quality, in the driver
         summary_uri = _ckpt(cfg.storage, "quality.json")
-        if _exists(summary_uri):
-            log(f"quality: {summary_uri} exists; skipped")
+        if not todo and _exists(summary_uri):
+            log(f"quality: {summary_uri} exists and no training happened; skipped")
             summary = json.loads(_read_text(summary_uri))
         else:
             summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,

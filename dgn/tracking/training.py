@@ -42,6 +42,22 @@ class TrainingTracker:
         check_reachable(uri)
         return uri
 
+    def check_name(self) -> None:
+        """A run name belongs to one storage: refuse to continue another storage's run (before any work)."""
+        from dgn.errors import DGNError
+        from dgn.tracking.core import RUN_NAME_TAG, _client
+
+        client = _client()
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            return
+        for r in client.search_runs([exp.experiment_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{self.run_name}'",
+                                    max_results=5):
+            other = r.data.tags.get("dgn.storage")
+            if other and other != self.storage:
+                raise DGNError(f"run name {self.run_name!r} already belongs to storage {other!r}, not {self.storage!r}; "
+                               "pass another --run-name, or the same --storage to resume it")
+
     def open(self) -> Run:
         self.run = open_run(experiment=self.experiment, run_name=self.run_name, params=self.params,
                             tags={"dgn.storage": self.storage, "dgn.flow": "train"})

@@ -189,3 +189,13 @@ def test_paper_preset_with_encoder_weights(tmp_path, ray_address):
     assert q["config"]["gan"]["reduction"] == "caffe" and q["config"]["gan"]["w_adv"] == 100.0
     assert q["config"]["am"]["lr"] == 8.0
     assert q["config"]["encoder_weights"] == weights
+
+
+def test_run_name_of_another_storage_is_refused(tmp_path):
+    from dgn.tracking import open_run
+
+    with open_run(experiment="dgn-train", run_name="shared", tags={"dgn.storage": "/elsewhere"}):
+        pass
+    line = _one_line_error(_run("--dry-run", "--storage", str(tmp_path / "run"), "--run-name", "shared"))
+    assert "'shared' already belongs to storage '/elsewhere'" in line
+    assert not (tmp_path / "run").exists()
