@@ -129,19 +129,21 @@ def build_config(args: argparse.Namespace):
 
 
 def main(argv=None) -> int:
+    from dgn.tracking.core import scrub  # no secret's value (AWS keys, tokens) is ever printed, even inside a URI
+
     args = parse_args(argv)
     try:
         cfg = build_config(args)
         from dgn.pipeline import run_training
 
-        summary = run_training(cfg, log=lambda m: print(m, flush=True))
+        summary = run_training(cfg, log=lambda m: print(scrub(m), flush=True))
     except DGNError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(scrub(f"error: {e}"), file=sys.stderr)
         return 2
     keys = ["classifier_val_acc", "judge_val_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio",
             "am_realism_fd", "training_seconds", "total_seconds"]
     print(json.dumps({k: round(summary[k], 4) for k in keys if k in summary}, indent=1))
-    print(f"done: checkpoints, quality.json and montages are in {cfg.storage}")
+    print(scrub(f"done: checkpoints, quality.json and montages are in {cfg.storage}"))
     return 0
 
 

@@ -10,17 +10,20 @@ still be browsed after the job ends:
 
 Secrets (AWS keys, tokens, passwords) are scrubbed from everything logged:
 params and tags whose name looks secret are masked, and the values of the
-secret environment variables are replaced wherever they appear.
+secret environment variables are replaced wherever they appear — in params,
+tags, texts, tables, and in artifact files (uploaded as scrubbed copies).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from dgn.errors import DGNError
@@ -92,6 +95,30 @@ def scrub(text: str) -> str:
     return text
 
 
+@contextmanager
+def _scrubbed(path: Path):
+    """``path`` itself, or a temporary copy of it in which every file holding a secret's value is scrubbed."""
+    secrets = [v.encode() for v in secret_values()]
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    dirty = [f for f in files if secrets and any(s in f.read_bytes() for s in secrets)]
+    if not dirty:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="dgn-scrubbed-") as tmp:
+        copy = Path(tmp) / path.name
+        if path.is_file():
+            shutil.copyfile(path, copy)
+        else:
+            shutil.copytree(path, copy)
+        for f in dirty:
+            target = copy if path.is_file() else copy / f.relative_to(path)
+            data = target.read_bytes()
+            for s in secrets:
+                data = data.replace(s, MASK.encode())
+            target.write_bytes(data)
+        yield copy
+
+
 def flatten(d: Mapping, prefix: str = "") -> dict[str, str]:
     """Nested config → ``{"gan.w_adv": "0.01", ...}``, secrets masked, values cut to MLflow's 6000 chars."""
     out: dict[str, str] = {}
@@ -155,11 +182,12 @@ class Run:
         self.client.log_image(self.run_id, image, key=key, step=step)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        p = Path(local_path)
-        if p.is_dir():
-            self.client.log_artifacts(self.run_id, str(p), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(p), artifact_path)
+        """A file or a folder's files; any holding a secret's value is uploaded as a scrubbed copy."""
+        with _scrubbed(Path(local_path)) as p:
+            if p.is_dir():
+                self.client.log_artifacts(self.run_id, str(p), artifact_path)
+            else:
+                self.client.log_artifact(self.run_id, str(p), artifact_path)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, scrub(text), artifact_file)
@@ -173,6 +201,7 @@ class Run:
         """A table as a JSON artifact MLflow's UI shows as a table (``client.log_table``)."""
         import pandas as pd
 
+        rows = [{k: scrub(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
         self.client.log_table(self.run_id, pd.DataFrame(rows), artifact_file)
 
     def artifact_uri(self) -> str:
