@@ -23,6 +23,11 @@ class Group:
     def key(self) -> str:
         return f"{self.layer}/epoch={self.epoch:04d}"
 
+    def signature(self) -> str:
+        import hashlib
+
+        return hashlib.sha1(repr(self.units).encode()).hexdigest()[:10]
+
     def unit_name(self, i: int) -> str:
         u = self.units[i]
         return str(u) if self.layer == COMBINE else f"{self.layer}:{u}"

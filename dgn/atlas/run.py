@@ -178,11 +178,12 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     run_id = getattr(run, "run_id", None)
     for g in groups.values():
         folder = write_group(root, g, what=what)
-        if run is not None and not manifest.was_logged(run_id, f"{prefix}/{g.key}"):
+        logged_key = f"{prefix}/{g.key}#{g.signature()}"  # a group that grew (more --units) is logged again
+        if run is not None and not manifest.was_logged(run_id, logged_key):
             from dgn.tracking.atlas import log_group
 
             log_group(run, g, folder, grid_image(g, what=what), prefix=prefix)
-            manifest.mark_logged(run_id, f"{prefix}/{g.key}")
+            manifest.mark_logged(run_id, logged_key)
     write_plots(root, groups, what=what)
     index = write_html(root, groups, title=f"DGN-AM atlas of {cfg.storage}", what=what) if cfg.html else None
     if remote:
