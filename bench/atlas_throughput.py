@@ -45,6 +45,24 @@ dgn_am(g, TargetNet.caffenet(net), [sys.argv[3]], code_stats=ck["code_stats"],
 """
 
 
+def cpu_cost(storage: str, steps: int, n: int) -> float:
+    """CPU seconds per unit of one batched item in this process, one torch thread (fc8 then fc7 units)."""
+    import torch
+
+    from dgn.atlas.plan import Item, sources
+    from dgn.atlas.worker import AtlasWorker
+    from dgn.pipeline import DEFAULT_AM
+
+    torch.set_num_threads(1)
+    src = sources(storage, target="run", generators="latest")[-1]
+    w = AtlasWorker(judge=f"{storage}/judge/judge.pt", data=f"{storage}/data", am={**DEFAULT_AM, "steps": steps},
+                    n_real=200, threads=1)
+    w.render(Item(src, "fc8", (0,)))  # loads, best-real activations: not the per-unit cost
+    t = time.process_time()
+    w.render(Item(src, "fc7", tuple(range(n))))
+    return (time.process_time() - t) / n
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--storage", help="a training run to use (default: a fresh tiny run at the embedded sizes)")
@@ -64,6 +82,9 @@ def main(argv=None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dgn-bench-atlas-"))
     storage = a.storage or write_tiny_run(str(tmp / "run"), classifier_epochs=1, g_widths=(128, 64, 32, 16))
     cpus = os.cpu_count() or 2
+    cpu_per_unit = cpu_cost(storage, a.steps, min(a.units, 16))
+    print(f"in-process, 1 thread: {cpu_per_unit:.3f} CPU-s per unit at {a.steps} steps "
+          f"({cpu_per_unit / a.steps * 1000:.2f} CPU-ms per unit-step; robust to neighbours' load)", flush=True)
     ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
     n8 = min(a.units, 10)
     units = f"fc8=0-{n8 - 1};fc7=0-{a.units - n8 - 1}" if a.units > 10 else f"fc8=0-{n8 - 1}"
@@ -96,10 +117,11 @@ def main(argv=None) -> None:
           f"= {ref:.3f} units/s", flush=True)
     two, one = rows["pool, 2 actor(s)"], rows["pool, 1 actor(s)"]
     full_units = (10 + 512 + 512 + 64) * 4
-    out = {"steps": a.steps, "units": a.units, "units_per_s": rows, "ratio_2_vs_1_actor": two / one,
+    out = {"steps": a.steps, "units": a.units, "cpu_s_per_unit_1_thread": cpu_per_unit, "units_per_s": rows, "ratio_2_vs_1_actor": two / one,
            "ratio_2_actors_vs_per_process": two / ref,
            "full_default_atlas_units": full_units,
-           "full_default_atlas_seconds_at_200_steps": full_units / two * 200 / a.steps}
+           "full_default_atlas_seconds_at_200_steps": full_units / two * 200 / a.steps,
+           "full_default_atlas_cpu_seconds_at_200_steps": full_units * cpu_per_unit * 200 / a.steps}
     print(json.dumps(out, indent=1))
 
 

@@ -106,6 +106,14 @@ def write_html(root: Path, groups: dict, *, title: str, what: str = "epoch") -> 
     return root / "index.html"
 
 
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return fmt(v, ".3f") if isinstance(v, float) else str(v)
+
+
 def _unit_page_name(g: Group, i: int) -> str:
     return g.file_name(i).replace(".png", ".html")
 
@@ -133,7 +141,7 @@ def _layer_pages(d: Path, layer: str, gs: list[Group], *, what: str) -> None:
         cols = ["activation", "best_real", "activation_ratio", "judge_label", "judge_prob", "recognised", "dead"]
         trs = "".join("<tr><td>" + str(g.epoch) + "</td>" + "".join(
             f"<td class='{'dead' if c == 'dead' and g.rows[i]['dead'] else ''}'>"
-            f"{html.escape(fmt(g.rows[i][c], '.3f') if isinstance(g.rows[i][c], float) else str(g.rows[i][c]))}</td>"
+            f"{html.escape(_cell(g.rows[i][c]))}</td>"
             for c in cols) + "</tr>" for g, i in seq)
         body = (f"<p><a href='index.html'>{html.escape(layer)}</a> · <a href='../index.html'>all layers</a></p>"
                 f"<h1>{html.escape(g0.unit_name(i0))}</h1>{figs}<table><tr><th>{what}</th>"
