@@ -109,8 +109,10 @@ def main(argv=None) -> None:
     g = list_epochs(generator_dir(storage))[-1][1]
     t = time.time()
     for k in range(a.reference_units):
+        # Ray runs its workers at niceness 15 (RAY_worker_niceness); so do these, or neighbours' load would
+        # favour them
         subprocess.run([sys.executable, "-c", REFERENCE, g, last[1], f"fc8:{k}", str(cpus), str(a.steps)], check=True,
-                       cwd=str(Path(__file__).resolve().parents[1]))
+                       cwd=str(Path(__file__).resolve().parents[1]), preexec_fn=lambda: os.nice(15))
     ref = a.reference_units / (time.time() - t)
     rows["one unit per process"] = ref
     print(f"one unit per process (networks reloaded): {a.reference_units} units in {time.time() - t:.1f}s "
