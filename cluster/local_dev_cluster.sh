@@ -133,8 +133,17 @@ stop_bg() {  # stop_bg NAME : SIGTERM the leader, then its group, then SIGKILL
     rm -f "$f"
 }
 
-http_ok() {  # http_ok URL -> 0 on a 2xx answer
-    "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' "$1" 2>/dev/null
+http_ok() {  # http_ok URL -> 0 on a 2xx answer; sends Ray's auth token (RAY_AUTH_TOKEN or ~/.ray/auth_token) if any
+    "$PYTHON" - "$1" 2>/dev/null <<'EOF'
+import os, pathlib, sys, urllib.request
+
+token = os.environ.get("RAY_AUTH_TOKEN") or ""
+path = pathlib.Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or pathlib.Path.home() / ".ray" / "auth_token")
+if not token and path.is_file():
+    token = path.read_text().strip()
+headers = {"Authorization": f"Bearer {token}"} if token else {}
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=headers), timeout=20)
+EOF
 }
 
 port_in_use_by_other() {  # port_in_use_by_other NAME PORT
