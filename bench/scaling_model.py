@@ -60,8 +60,10 @@ GPUS = {
                  intra=360e9, inter=300e9, per_node=8, vcpus=24),
     "a100": dict(name="A100 SXM 40 GB (p4d.24xlarge: 8/node, NVLink, 400 Gb/s EFA)", peak=312e12, hbm=1.555e12,
                  intra=230e9, inter=40e9, per_node=8, vcpus=12),
-    "a10g": dict(name="A10G (g5.xlarge, as in ray_cluster.yaml: 1/node, up to 10 Gb/s)", peak=70e12, hbm=0.6e12,
+    "a10g": dict(name="A10G (g5.xlarge: 1/node, up to 10 Gb/s)", peak=70e12, hbm=0.6e12,
                  intra=0, inter=1.0e9, per_node=1, vcpus=4),
+    "a10g-x4": dict(name="A10G (g5.12xlarge, as in ray_cluster.yaml: 4/node, PCIe, 40 Gb/s)", peak=70e12,
+                    hbm=0.6e12, intra=12e9, inter=4e9, per_node=4, vcpus=12),
 }
 
 
