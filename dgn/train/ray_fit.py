@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from dgn.errors import DGNError
 from dgn.train.ray_loops import pipeline_loop
+
+
+# the driver's S3 settings, given to workers that lack their own (a cluster's environment wins)
+S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID",
+          "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EC2_METADATA_DISABLED")
 
 
 @dataclass
@@ -62,7 +68,8 @@ def fit_stages(stages: list[tuple[str, dict]], *, name: str, scaling: Scaling,
 
     queue = Queue(actor_options={"num_cpus": 0})
     cfg = {"stages": stages, "queue": queue, "gpu": scaling.gpu, "threads": scaling.cpus_per_worker,
-           "die": os.environ.get("DGN_TEST_WORKER_EXIT", "")}
+           "die": os.environ.get("DGN_TEST_WORKER_EXIT", ""),
+           "env": {k: os.environ[k] for k in S3_ENV if os.environ.get(k)}}
     stage = "+".join(s for s, _ in stages)
     path, fs = _storage(scaling.ray_storage)
     trainer = TorchTrainer(
@@ -86,15 +93,17 @@ def fit_stages(stages: list[tuple[str, dict]], *, name: str, scaling: Scaling,
     th.start()
     try:
         while True:
+            alive = th.is_alive()
             try:
-                on_event(queue.get(timeout=0.5))
+                # get_nowait, not get(timeout=): Python 3.11's asyncio.wait_for inside the queue actor can drop
+                # an item that arrives just as the timeout fires
+                on_event(queue.get_nowait())
                 continue
             except Empty:
                 pass
-            if not th.is_alive():
-                while not queue.empty():
-                    on_event(queue.get())
+            if not alive:  # fit() had ended before the queue was found empty: nothing more will come
                 break
+            time.sleep(0.25)
     finally:
         th.join(timeout=1)
         try:

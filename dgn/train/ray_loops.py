@@ -420,6 +420,8 @@ def pipeline_loop(cfg: dict) -> None:
 
     A stage whose checkpoints are all there returns at once, so a resumed run skips it.
     """
+    for k, v in (cfg.get("env") or {}).items():
+        os.environ.setdefault(k, v)
     shared = {k: cfg.get(k) for k in ("queue", "gpu", "threads", "die")}
     for stage, stage_cfg in cfg["stages"]:
         if not LOOPS[stage]({**stage_cfg, **shared}):
