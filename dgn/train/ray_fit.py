@@ -42,7 +42,8 @@ def init_ray(num_cpus: int) -> dict:
         else:
             # Ray runs workers at nice 15 by default; here they do all the work, so they run at the driver's priority
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
+            # address="local": a new cluster, never one that someone else's `ray start` left on this machine
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
     return ray.cluster_resources()
 
 
