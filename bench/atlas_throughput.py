@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     cpu_per_unit = cpu_cost(storage, a.steps, min(a.units, 16))
     print(f"in-process, 1 thread: {cpu_per_unit:.3f} CPU-s per unit at {a.steps} steps "
           f"({cpu_per_unit / a.steps * 1000:.2f} CPU-ms per unit-step; robust to neighbours' load)", flush=True)
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
     n8 = min(a.units, 10)
     units = f"fc8=0-{n8 - 1};fc7=0-{a.units - n8 - 1}" if a.units > 10 else f"fc8=0-{n8 - 1}"
     layers = ("fc8", "fc7") if a.units > 10 else ("fc8",)

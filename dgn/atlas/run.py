@@ -89,7 +89,9 @@ def _init_ray(cfg: AtlasConfig) -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False, object_store_memory=200_000_000,
+        # "local": never attach to a cluster someone else started with `ray start` on this machine
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False,
+                 object_store_memory=200_000_000,
                  log_to_driver=False)
     return True
 
