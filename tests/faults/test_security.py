@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from dgn.errors import DGNError
 from tests.faults.helpers import listening_addresses, one_line_error, run_main, run_process
-from tests.support.servers import free_port, moto_server, wait_http
+from tests.support.servers import free_port, wait_http
 
 
 class Payload:
