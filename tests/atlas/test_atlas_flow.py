@@ -20,9 +20,11 @@ def test_help():
     assert r.returncode == 0 and "ray job submit" in r.stdout and "--combine" in r.stdout
 
 
-def test_dry_run_end_to_end(mlflow_url):
-    r = _flow("--dry-run", env={"MLFLOW_TRACKING_URI": mlflow_url})
+def test_dry_run_end_to_end(tmp_path):
+    home = tmp_path / "home"  # the default store: SQLite under $DGN_HOME (no server to start)
+    r = _flow("--dry-run", env={"DGN_HOME": str(home)})
     assert r.returncode == 0, r.stderr[-2000:]
+    assert (home / "mlflow.db").is_file() and "mlflow: logging into run" in r.stdout
     assert '"items_done": 12' in r.stdout and "done: the atlas is in" in r.stdout
     html = r.stdout.rsplit("(open ", 1)[1].split(")")[0]
     assert Path(html).is_file() and "fc8" in Path(html).read_text()
