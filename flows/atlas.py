@@ -9,6 +9,7 @@ PNGs, tables and plots to MLflow.
     python flows/atlas.py --storage runs/default --layers fc8 --units all --actors 2
     python flows/atlas.py --storage runs/default --units "fc8=all;fc7=0-15;fc6=0-15;conv5=0-15"
     python flows/atlas.py --storage runs/default --combine fc8:3+fc8:7 --combine fc8:1+fc8:2
+    python flows/atlas.py --storage runs/default --epochs last --steps 50       # a quick look at the final net
     python flows/atlas.py --storage runs/default --generators all --layers fc8   # how the prior improves
     python flows/atlas.py --storage runs/default --target torchvision:alexnet --target-weights alexnet.pt \\
         --layers fc8 --units 0-99
