@@ -66,9 +66,23 @@ class PipelineConfig:
     experiment: str = "dgn-train"  # MLflow experiment
     max_failures: int = 2  # worker-group restarts from the last checkpoint before the job fails
     num_cpus: int = 0  # CPUs of the local Ray started when no RAY_ADDRESS is set; 0: all of this machine's
+    # the atlas stage: every classifier epoch × these units (dgn.atlas unit specs); "none" skips it.
+    # Default: every class unit and 12 units of each hidden layer (~75 s on 2 cores, docs/atlas.md);
+    # the whole of every layer is a job for flows/atlas.py.
+    atlas_units: str = "fc8=all;fc7=0-11;fc6=0-11;conv5=0-11"
+    atlas_actors: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def atlas_config(self):
+        """What the atlas stage renders: units of ``atlas_units`` at every classifier epoch, with this run's AM."""
+        from dgn.atlas import AtlasConfig
+        from dgn.atlas.config import unit_specs
+
+        layers = tuple(unit_specs(self.atlas_units)) if "=" in self.atlas_units else None
+        return AtlasConfig(storage=self.storage, layers=layers, units=self.atlas_units, actors=self.atlas_actors,
+                           am=self.am.to_dict(), device=self.device)
 
     def validate(self) -> None:
         check_layer(self.gan.layer)
@@ -89,6 +103,8 @@ class PipelineConfig:
             raise DGNError(f"unknown device {self.device!r}; valid: cpu, cuda")
         if self.preset not in PRESETS:
             raise DGNError(f"unknown preset {self.preset!r}; valid presets: {', '.join(PRESETS)}")
+        if self.atlas_units != "none":
+            self.atlas_config().validate()
 
 
 # The embedded default's G recipe: what the quality study (bench/quality_study.py) found best
@@ -335,12 +351,26 @@ def _exists(uri: str) -> bool:
 
 
 def atlas_stage(cfg: PipelineConfig, *, run, classifier_checkpoints: list[str], generator_checkpoint: str,
-                log: Log = print) -> None:
-    """ATLAS STAGE — the place where ``dgn.atlas.run_atlas(...)`` is called (wired in by the lead).
+                log: Log = print) -> dict:
+    """Feature-evolution atlas of ``cfg.atlas_units`` at every classifier epoch, on the Ray actor pool.
 
-    It runs after the quality stage and before the MLflow ``run`` is marked finished; it gets every
-    classifier epoch's checkpoint (feature evolution) and the final G. Nothing happens here yet.
+    Runs after the quality stage and before the MLflow ``run`` is marked finished; resumable through
+    the atlas manifest (a rerun renders nothing twice). Skipped with ``atlas_units="none"`` and when E
+    came from --encoder-weights (no classifier epochs to evolve: use flows/atlas.py --target there).
     """
+    if cfg.atlas_units == "none":
+        log("atlas: skipped (atlas_units: none)")
+        return {}
+    if not classifier_checkpoints:
+        log("atlas: E came from --encoder-weights, so there are no classifier epochs to evolve; "
+            "render it with flows/atlas.py --target")
+        return {}
+    from dgn.atlas import run_atlas
+
+    t = time.time()
+    summary = run_atlas(cfg.atlas_config(), run=run, log=log)
+    log(f"atlas: done in {time.time() - t:.0f}s")
+    return summary
 
 
 def run_training(cfg: PipelineConfig, log: Log = print) -> dict:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dgn.errors import DGNError  # noqa: E402
 
 DRY_RUN = dict(n_train=200, n_val=100, classifier_epochs=1, judge_epochs=1, gan_epochs=1, am_starts=1, batch_size=32,
-               gan={"warmup_steps": 2}, am={"steps": 3})
+               gan={"warmup_steps": 2}, am={"steps": 3}, atlas_units="fc8=all;fc7=0-1;fc6=0-1;conv5=0-1")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gan-epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--atlas-units", help="the atlas stage's units at every classifier epoch, e.g. "
+                   "'fc8=all;fc7=0-11' (dgn.atlas specs), or 'none'; default every fc8 unit and 12 of fc7, fc6, conv5")
     p.add_argument("--workers", type=int, help="Ray Train workers (data-parallel); the global batch stays fixed; default 2")
     p.add_argument("--encoder-weights", help="E and C from this file (torchvision AlexNet state dict or a dgn classifier "
                    "checkpoint); the classifier stage is skipped")
@@ -113,6 +115,7 @@ def build_config(args: argparse.Namespace):
     flags = {"data": args.data, "storage": args.storage, "classifier_epochs": args.classifier_epochs,
              "judge_epochs": args.judge_epochs, "gan_epochs": args.gan_epochs if args.gan_epochs is not None else args.epochs,
              "batch_size": args.batch_size, "seed": args.seed, "workers": args.workers,
+             "atlas_units": args.atlas_units,
              "encoder_weights": args.encoder_weights, "run_name": args.run_name, "experiment": args.experiment,
              "max_failures": args.max_failures, "num_cpus": args.num_cpus}
     over.update({k: v for k, v in flags.items() if v is not None})
