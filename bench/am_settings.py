@@ -36,6 +36,7 @@ from dgn.train import load_classifier, load_generator, load_judge, tensor_batche
 
 VARIANTS = {
     "baseline": {},
+    "lr-0.05": {"lr": 0.05},
     "lr-0.1": {"lr": 0.1},
     "lr-0.5": {"lr": 0.5},
     "lr-1": {"lr": 1.0},
