@@ -33,7 +33,7 @@ def _load_state(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — any unpickling failure is the user's file
-        if "Weights only load failed" in str(e):
+        if "global" in str(e).lower():  # a pickled class or callable, refused by the weights-only unpickler
             raise DGNError(f"weights file {str(path)!r} holds Python objects besides tensors and was refused "
                            f"(files load with weights_only=True, so no code in them runs); save a plain state dict"
                            ) from None
