@@ -13,34 +13,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from dgn.data.uri import is_s3, join, resolve
+from dgn.data.uri import join, resolve, write_bytes
 from dgn.errors import DGNError
 
 VERSION = 1
-
-
-def write_bytes(uri: str, data: bytes) -> None:
-    if is_s3(uri):
-        fs, path = resolve(uri)
-        with fs.open_output_stream(path) as f:
-            f.write(data)
-        return
-    path = Path(uri.removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_bytes(uri: str) -> bytes | None:
@@ -64,7 +43,7 @@ class Manifest:
         return join(self.out, "manifest.json")
 
     @classmethod
-    def open(cls, out: str, settings: dict) -> "Manifest":
+    def open(cls, out: str, settings: dict) -> Manifest:
         """The manifest at ``out`` (a new one if none); refuses one made with other settings."""
         m = cls(out, settings)
         raw = read_bytes(m.uri)

@@ -97,3 +97,33 @@ def join(uri: str, *parts: str) -> str:
     if is_s3(uri):
         return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
     return os.path.join(uri, *parts)
+
+
+def write_bytes(uri: str, data: bytes) -> str:
+    """Write ``data`` to a local path or ``s3://`` URI so that a reader never sees half of it; returns ``uri``.
+
+    Local: a temp file in the same folder, fsynced, then renamed over the target. S3: one
+    PutObject (objects appear whole).
+    """
+    if is_s3(uri):
+        fs, path = resolve(uri)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+        return uri
+    import tempfile
+    from pathlib import Path
+
+    path = Path(uri.removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return uri

@@ -9,8 +9,6 @@ and single-object PUTs on S3: a crash never leaves a half checkpoint behind.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -33,28 +31,9 @@ def save_checkpoint(obj: dict, uri: str) -> str:
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
-    if _is_remote(uri):
-        from dgn.data.uri import resolve
+    from dgn.data.uri import write_bytes
 
-        fs, path = resolve(uri)
-        parent = path.rsplit("/", 1)[0]
-        fs.create_dir(parent, recursive=True)
-        with fs.open_output_stream(path) as f:
-            f.write(data)
-        return uri
-    path = Path(uri.removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return uri
+    return write_bytes(uri, data)
 
 
 def _read_bytes(uri: str) -> bytes:
