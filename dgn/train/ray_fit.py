@@ -67,7 +67,12 @@ def fit_stages(stages: list[tuple[str, dict]], *, name: str, scaling: Scaling,
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Empty, Queue
 
-    queue = Queue(actor_options={"num_cpus": 0})
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # the event queue lives on the driver's node: a worker node lost mid-run must not take it along
+    # (a num_cpus=0 actor may otherwise be placed on any node; tests/cluster/test_multinode.py)
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
     cfg = {"stages": stages, "queue": queue, "gpu": scaling.gpu, "threads": scaling.cpus_per_worker,
            "die": os.environ.get("DGN_TEST_WORKER_EXIT", ""),
            "env": {k: os.environ[k] for k in S3_ENV if os.environ.get(k)}}
