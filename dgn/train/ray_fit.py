@@ -67,12 +67,11 @@ def fit_stages(stages: list[tuple[str, dict]], *, name: str, scaling: Scaling,
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Empty, Queue
 
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    # the event queue lives on the driver's node: a worker node lost mid-run must not take it along
-    # (a num_cpus=0 actor may otherwise be placed on any node; tests/cluster/test_multinode.py)
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
-    queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
+    # the event queue lives on the driver's node, as Train V2's own controller does: a worker node lost mid-run
+    # must not take it along (tests/cluster/test_multinode.py). A label selector, not a soft NodeAffinity: Ray
+    # treats a soft affinity to a CPU-less head as unmet and places the actor on any node.
+    here = {ray._raylet.RAY_NODE_ID_KEY: ray.get_runtime_context().get_node_id()}
+    queue = Queue(actor_options={"num_cpus": 0, "label_selector": here})
     cfg = {"stages": stages, "queue": queue, "gpu": scaling.gpu, "threads": scaling.cpus_per_worker,
            "die": os.environ.get("DGN_TEST_WORKER_EXIT", ""),
            "env": {k: os.environ[k] for k in S3_ENV if os.environ.get(k)}}
