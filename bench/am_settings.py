@@ -48,6 +48,12 @@ VARIANTS = {
     "steps-400": {"steps": 400},
     "no-decay": {"decay": 0.0},
     "no-clip": {"clip": False},
+    "jitter-2": {"jitter": 2},
+    "jitter-4": {"jitter": 4},
+    "jitter-4-lr-0.05": {"jitter": 4, "lr": 0.05},
+    "lr-0.05-steps-400": {"lr": 0.05, "steps": 400},
+    "bounds-2sigma": {"_sigmas": 2.0},  # clip each code unit to [0, mean + 2σ] instead of 3σ
+    "bounds-1sigma": {"_sigmas": 1.0},
 }
 
 
@@ -82,7 +88,11 @@ def main(argv=None) -> None:
     for name in names:
         t = time.time()
         objs = [u for _ in range(a.starts) for u in units]  # start s of unit k at s*K + k
-        res = dgn_am(G, target, objs, code_stats=gck["code_stats"], config=AMConfig(**{**DEFAULT_AM, **VARIANTS[name]}))
+        over = dict(VARIANTS[name])
+        stats = dict(gck["code_stats"])
+        if "_sigmas" in over:
+            stats["upper"] = stats["mean"] + over.pop("_sigmas") * stats["std"]
+        res = dgn_am(G, target, objs, code_stats=stats, config=AMConfig(**{**DEFAULT_AM, **over}))
         secs = time.time() - t
         labels, _ = judge_predictions(judge, res.images.float())
         hits = (labels == torch.arange(K).repeat(a.starts)).view(a.starts, K).float()  # (starts, K)
@@ -96,11 +106,12 @@ def main(argv=None) -> None:
             "median_activation_ratio": ratio.nanmedian().item(),
             "realism_fd": realism(judge, res.images.float(), xvf),
             "seconds": secs,
+            "per_unit": [round(v, 2) for v in hits.mean(0).tolist()],
         }
         r = results[name]
         print(f"{name:14s} recog {r['recognisability']:.2f} ± {r['recognisability_std_over_starts']:.2f}  "
               f"any {r['units_recognised_any_start']:.2f}  best-of-starts {r['best_of_starts_recognisability']:.2f}  "
-              f"ratio {r['median_activation_ratio']:.2f}  FD {r['realism_fd']:.1f}  {secs:.0f}s", flush=True)
+              f"ratio {r['median_activation_ratio']:.2f}  FD {r['realism_fd']:.1f}  {secs:.0f}s  per unit {r['per_unit']}", flush=True)
     cols = ["recognisability", "recognisability_std_over_starts", "units_recognised_any_start",
             "best_of_starts_recognisability", "median_activation_ratio", "realism_fd", "seconds"]
     print("\n| variant | recognisability (± std over starts) | units recognised from ≥1 start | best-of-starts | "

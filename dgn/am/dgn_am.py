@@ -23,6 +23,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from dgn.am.objectives import Objective, as_objective, check_objectives, evaluate
+from dgn.am.transforms import jitter as _jitter
 from dgn.errors import DGNError
 from dgn.nets.caffenet import RELU_LAYERS, CaffeNet
 from dgn.nets.target import capture
@@ -42,6 +43,7 @@ class AMConfig:
     noise_std: float = 1.0  # noise init: |N(0, noise_std·σ)| + mean, per code unit... see _init_codes
     seed: int = 0
     keep_best: bool = True  # return the best step's image, as the reference code does
+    jitter: int = 0  # random shift (pixels, same for every code, seeded) of G's image before the target each step; 0 = the paper
     channels_last: bool = True  # NHWC convs: ~1.8x faster batched AM on CPU (bench/am_throughput.py)
 
     def to_dict(self) -> dict:
@@ -177,12 +179,13 @@ def _optimise(generator, target, objectives, code_stats, cfg, codes, device) -> 
     best_code = code.clone()
     trace = torch.zeros(n, cfg.steps, dtype=dtype)
     view = (-1,) + (1,) * len(code_shape)
+    shifts = torch.Generator().manual_seed(cfg.seed * 7919 + 17)  # one stream for the batch: batching changes nothing
 
     for i in range(cfg.steps):
         step = cfg.lr + (cfg.lr_end - cfg.lr) * i / cfg.steps
         code.requires_grad_(True)
         images = generator(code)  # (B, 3, S, S)
-        obj, rep = target.values(images, objectives)  # (B,), (B,)
+        obj, rep = target.values(_jitter(images, cfg.jitter, shifts), objectives)  # (B,), (B,)
         (grad,) = torch.autograd.grad(obj.sum(), code)
         with torch.no_grad():
             trace[:, i] = rep.detach().cpu()

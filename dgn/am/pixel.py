@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from dgn.am.dgn_am import AMResult, TargetNet
 from dgn.am.objectives import as_objective, check_objectives
+from dgn.am.transforms import jitter as _jitter
 from dgn.errors import DGNError
 
 METHODS = ("l2", "tv", "jitter-blur", "fourier")
@@ -69,13 +70,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def _jitter(x: torch.Tensor, j: int, g: torch.Generator) -> torch.Tensor:
-    if j <= 0:
-        return x
-    dy, dx = (int(v) for v in torch.randint(-j, j + 1, (2,), generator=g))
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
 class _Fourier:

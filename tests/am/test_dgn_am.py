@@ -58,14 +58,15 @@ def test_hidden_units_optimise_pre_relu_and_report_post_relu(nets):
     assert (res.objective > start.objective).all(), "the pre-ReLU value rises even where the unit starts dead"
 
 
-def test_batched_equals_one_at_a_time(nets):
+@pytest.mark.parametrize("jitter", [0, 3])
+def test_batched_equals_one_at_a_time(nets, jitter):
     e, g, stats = nets
     e64, g64 = build_caffenet("small").double().eval(), g.double()
     e64.load_state_dict(e.state_dict())
     stats64 = {k: v.double() for k, v in stats.items()}
     target = TargetNet.caffenet(e64)
     objs = ["fc8:0", "fc8:5", "fc6:9", "fc8:1+fc8:2"]
-    cfg = AMConfig(steps=8, lr=1.0, init="noise", seed=3)
+    cfg = AMConfig(steps=8, lr=1.0, init="noise", seed=3, jitter=jitter)
     batched = dgn_am(g64, target, objs, code_stats=stats64, config=cfg)
     for k, o in enumerate(objs):
         # the same start as the batch gave objective k (noise is drawn per objective index)
@@ -73,6 +74,9 @@ def test_batched_equals_one_at_a_time(nets):
                         codes=_start(cfg, k, stats64))
         assert torch.allclose(single.codes[0], batched.codes[k], atol=1e-9)
         assert torch.allclose(single.activations[0], batched.activations[k], atol=1e-9)
+    if jitter:  # the shifts do reach the target: without them the codes differ
+        still = dgn_am(g64, target, objs, code_stats=stats64, config=AMConfig(**{**cfg.to_dict(), "jitter": 0}))
+        assert not torch.allclose(still.codes, batched.codes)
     g.float()
 
 
