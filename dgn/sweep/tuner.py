@@ -56,6 +56,8 @@ def init_ray(cfg: SweepConfig) -> bool:
     if os.environ.get("RAY_ADDRESS"):  # under `ray job submit`, or a cluster the user named
         ray.init(log_to_driver=False)
     else:  # never attach to another user's local cluster by accident
+        # Ray runs workers at nice 15 by default; here the trials do all the work, so they run at the driver's priority
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, object_store_memory=300_000_000,
                  log_to_driver=False)
     return True
