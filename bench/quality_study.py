@@ -45,6 +45,7 @@ FACTORS = {
     "no-warmup": ({"warmup_steps": 0}, {}),
     "deconv-G": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "arch": "deconv"}}, {}),
     "no-batchnorm": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "norm": "none"}}, {}),
+    "groupnorm-G": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "norm": "group"}}, {}),
     "wide-G": ({"generator_overrides": {"widths": (256, 128, 64, 32)}}, {}),
     "paper-balance": ({"w_adv": 0.01, "pause": "update"}, {}),
     "am-lr-8": ({}, {"lr": 8.0}),

@@ -40,7 +40,7 @@ class GeneratorConfig:
     fc: tuple[int, ...] = (1024,)  # hidden FC widths before the 256×4×4 reshape
     widths: tuple[int, ...] = (256, 128, 64, 32)  # channels after each ×2 stage (last → image)
     extra_widths: tuple[int, ...] = (0, 0, 0, 0)  # per stage: width of an extra 3x3 conv (0: none)
-    norm: str = "batch"  # "batch" or "none"
+    norm: str = "batch"  # "batch", "group" (per image: independent of how a batch is split across workers) or "none"
     slope: float = 0.3  # LeakyReLU
     output: str = "tanh"  # "tanh" → (tanh+1)/2 in [0,1]; "linear"
     base_channels: int = 256
@@ -75,9 +75,11 @@ def generator_config(preset: str, code_shape, image_size: int | None = None, **o
 def _norm(kind: str, c: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(c)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(8, c), c)
     if kind == "none":
         return nn.Identity()
-    raise DGNError(f"unknown normalisation {kind!r}; valid: batch, none")
+    raise DGNError(f"unknown normalisation {kind!r}; valid: batch, group, none")
 
 
 class Generator(nn.Module):
