@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -79,13 +78,9 @@ def main(argv=None) -> int:
             from dgn.tracking import check_reachable
 
             check_reachable()
-        if args.fresh and "://" not in cfg.storage:
-            for p in (Path(cfg.storage) / "tune" / cfg.name, Path(cfg.storage) / "events",
-                      Path(cfg.storage) / f"{cfg.name}.json"):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         from dgn.sweep.run import run_sweep
 
-        result = run_sweep(cfg, log=lambda m: print(m, flush=True))
+        result = run_sweep(cfg, log=lambda m: print(m, flush=True), fresh=args.fresh)
     except DGNError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

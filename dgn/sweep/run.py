@@ -11,25 +11,49 @@ from dgn.sweep.base import load_nets, prepare_base
 from dgn.sweep.config import SweepConfig
 from dgn.sweep.figure import layer_figure, render_layers
 from dgn.sweep.report import per_layer, verdict, verdict_line, write_tables
-from dgn.sweep.tuner import init_ray, run_tuner
+from dgn.sweep.tuner import forget_sweep, init_ray, run_tuner
 
 Log = Callable[[str], None]
 
 
-def run_sweep(cfg: SweepConfig, log: Log = print) -> dict:
-    """Run (or resume) the sweep; returns {"interrupted", "verdict", "rows", "summary", "files", ...}."""
+def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dict:
+    """Run (or resume) the sweep; returns {"interrupted", "verdict", "rows", "summary", "files", ...}.
+
+    ``fresh``: forget this sweep's Tune state (local or s3://) and start over, in a new MLflow parent run;
+    E and the judge are kept.
+    """
     import ray
 
     cfg.validate()
+    if fresh:
+        forget_sweep(cfg, log)
     t0 = time.time()
     started = init_ray(cfg)
+    parent = None
     try:
         base = prepare_base(cfg, log)
-        out = run_tuner(cfg, base, log)
+        callbacks = None
+        if cfg.tracking:  # the parent run exists (RUNNING) from the first trial on; children fill in live
+            from dgn.tracking import browse_hint
+            from dgn.tracking.sweep import LiveTrials, open_parent
+
+            parent = open_parent(experiment=cfg.experiment, name=cfg.name, params=cfg.to_dict(), resume=not fresh)
+            callbacks = [LiveTrials(experiment=cfg.experiment, name=cfg.name, parent_run_id=parent.run_id)]
+            log(f"mlflow: sweep run {cfg.name!r} (id {parent.run_id}), a child per trial as it reports; {browse_hint()}")
+        out = run_tuner(cfg, base, log, callbacks)
+    except BaseException as e:
+        if parent is not None:
+            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            callbacks[0].close(status)
+            parent.finish(status)
+        raise
     finally:
         if started:
             ray.shutdown()
     if out.interrupted:
+        if parent is not None:
+            callbacks[0].close("KILLED")
+            parent.finish("KILLED")
         log(f"sweep: interrupted; run the same command again to resume ({out.experiment_path})")
         return {"interrupted": True, "rows": out.rows, "seconds": time.time() - t0}
 

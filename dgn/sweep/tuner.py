@@ -63,6 +63,22 @@ def init_ray(cfg: SweepConfig) -> bool:
     return True
 
 
+def forget_sweep(cfg: SweepConfig, log: Log = print) -> None:
+    """Delete this sweep's Tune state, trial events and identity file (local or s3://); E and the judge stay."""
+    import pyarrow.fs as pafs
+
+    from dgn.data.uri import resolve
+
+    for uri, is_dir in ((experiment_path(cfg), True), (join(cfg.storage, "events"), True),
+                        (join(cfg.storage, f"{cfg.name}.json"), False)):
+        fs, path = resolve(uri)
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            continue
+        fs.delete_dir(path) if info.type == pafs.FileType.Directory else fs.delete_file(path)
+        log(f"sweep: --fresh: deleted {uri}")
+
+
 def _check_same_sweep(cfg: SweepConfig) -> None:
     """A sweep resumed under the same storage and name must be the same sweep."""
     if "://" in cfg.storage:
@@ -82,8 +98,8 @@ def _check_same_sweep(cfg: SweepConfig) -> None:
         f.write_text(json.dumps(now, indent=1))
 
 
-def build_tuner(cfg: SweepConfig, base: Base, images: dict):
-    """(Tuner, restored?)."""
+def build_tuner(cfg: SweepConfig, base: Base, images: dict, callbacks: list | None = None):
+    """(Tuner, restored?). ``callbacks`` run in the driver; a restored Tuner has its own (saved with it)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -91,7 +107,13 @@ def build_tuner(cfg: SweepConfig, base: Base, images: dict):
                              {"cpu": cfg.cpus_per_trial})
     path = experiment_path(cfg)
     if tune.Tuner.can_restore(path):
-        return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True), True
+        tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
+        # restore() brings back the callbacks saved with the experiment; this session's own (live MLflow logging
+        # into this session's runs) replace them. Tune has no public setter; the RunConfig object is mutable.
+        local = getattr(tuner, "_local_tuner", None)
+        if callbacks is not None and local is not None:
+            local.get_run_config().callbacks = callbacks
+        return tuner, True
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs, grace_period=min(cfg.grace_period, cfg.epochs),
                               reduction_factor=cfg.reduction_factor)
     tuner = tune.Tuner(
@@ -100,13 +122,13 @@ def build_tuner(cfg: SweepConfig, base: Base, images: dict):
         tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler, num_samples=1,
                                     max_concurrent_trials=cfg.max_concurrent_trials),
         run_config=tune.RunConfig(name=cfg.name, storage_path=join(cfg.storage, "tune"), verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
     return tuner, False
 
 
-def run_tuner(cfg: SweepConfig, base: Base, log: Log = print) -> SweepOutcome:
+def run_tuner(cfg: SweepConfig, base: Base, log: Log = print, callbacks: list | None = None) -> SweepOutcome:
     """Run (or resume) the sweep to its end, or until interrupted (SIGINT)."""
     import ray
 
@@ -114,7 +136,7 @@ def run_tuner(cfg: SweepConfig, base: Base, log: Log = print) -> SweepOutcome:
 
     _check_same_sweep(cfg)
     images = load_images(base, cfg)
-    tuner, restored = build_tuner(cfg, base, images)
+    tuner, restored = build_tuner(cfg, base, images, callbacks)
     log(f"sweep: {'resuming' if restored else 'starting'} {cfg.trials} trials ({len(cfg.layers)} layers × "
         f"{cfg.samples} weight sets), ≤ {cfg.max_concurrent_trials} at once, {cfg.cpus_per_trial:g} CPU each, "
         f"Ray has {ray.cluster_resources().get('CPU', 0):g} CPUs; experiment {experiment_path(cfg)}")

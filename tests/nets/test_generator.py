@@ -52,3 +52,16 @@ def test_discriminator_and_judge_shapes():
     j = Judge(num_classes=10)
     assert j(torch.rand(2, 3, 64, 64)).shape == (2, 10)
     assert j.embed(torch.rand(2, 3, 64, 64)).shape == (2, 128)
+
+
+def test_group_norm_generator_is_per_image_where_batch_norm_is_not():
+    # what makes a G trained by N data-parallel workers (each normalising its own shard on CPU) the G of one worker
+    torch.manual_seed(0)
+    codes = torch.rand(8, 512) * 2
+    for norm, per_image in (("group", True), ("batch", False)):
+        g = Generator(generator_config("small", (512,), widths=(32, 16, 8, 8), fc=(64,), norm=norm)).train()
+        with torch.no_grad():
+            whole, half = g(codes)[:4], g(codes[:4])
+        assert torch.allclose(whole, half, atol=1e-5) == per_image, norm
+    with pytest.raises(DGNError, match="valid: batch, group, none"):
+        Generator(generator_config("small", (512,), norm="layer"))

@@ -94,9 +94,14 @@ def test_mlflow_has_a_parent_and_a_child_per_trial(quick, mlflow_url):
     assert parent.data.params["best_layer"] == result["verdict"]["best_layer"]
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(c.data.params["layer"] for c in children) == sorted(LAYERS)
+    # the tables are written once Tune has finished, before log_sweep: epochs logged live are older than them
+    tables_written_ms = (storage / "sweep_table.csv").stat().st_mtime * 1000
     for c in children:
         hist = client.get_metric_history(c.info.run_id, "score")
         assert [m.step for m in hist] == list(range(1, int(c.data.metrics["epochs"]) + 1))  # one point per epoch
+        assert all(m.timestamp < tables_written_ms for m in hist), "trial epochs were not logged while it ran"
+        assert c.info.status == "FINISHED" and c.data.tags["status"] == "TERMINATED"
+    assert parent.info.status == "FINISHED"
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_table.csv", "sweep_table.md", "sweep_layers.png"} <= arts
 
@@ -152,3 +157,10 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_run
     rows = list(csv.DictReader((storage / "sweep_table.csv").open()))
     assert sorted(r["layer"] for r in rows) == ["conv5", "fc6", "fc8"]
     assert all(r["status"] == "TERMINATED" for r in rows)
+
+    # --fresh forgets the finished sweep and runs every trial again (new trial ids), keeping E and the judge
+    p = subprocess.run(cmd + ["--fresh"], env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "--fresh: deleted" in p.stdout and "resuming" not in p.stdout
+    fresh = _events(storage)
+    assert len(fresh) == 3 and not set(fresh) & set(after)
