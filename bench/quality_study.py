@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,13 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dgn.am.dgn_am import AMConfig  # noqa: E402
 from dgn.data import load_split, read_meta  # noqa: E402
 from dgn.nets import Judge, build_caffenet  # noqa: E402
 from dgn.pipeline import DEFAULT_AM, DEFAULT_GAN, prepare_data, preset_config, quality, train_classifier  # noqa: E402
 from dgn.train.batches import tensor_batches  # noqa: E402
 from dgn.train.codestats import code_stats  # noqa: E402
-from dgn.train.gan import GANConfig, GANTrainer  # noqa: E402
+from dgn.train.gan import GANTrainer  # noqa: E402
 
 # variant name → (GANConfig changes, AMConfig changes): one factor each against the baseline
 FACTORS = {

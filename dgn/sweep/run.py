@@ -29,31 +29,31 @@ def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dic
         forget_sweep(cfg, log)
     t0 = time.time()
     started = init_ray(cfg)
-    parent = None
+    parent = live = None
+
+    def end_live(status: str) -> None:  # an interrupted or failed sweep never leaves runs looking live or complete
+        if parent is not None:
+            live.close(status)
+            parent.finish(status)
+
     try:
         base = prepare_base(cfg, log)
-        callbacks = None
         if cfg.tracking:  # the parent run exists (RUNNING) from the first trial on; children fill in live
             from dgn.tracking import browse_hint
             from dgn.tracking.sweep import LiveTrials, open_parent
 
             parent = open_parent(experiment=cfg.experiment, name=cfg.name, params=cfg.to_dict(), resume=not fresh)
-            callbacks = [LiveTrials(experiment=cfg.experiment, name=cfg.name, parent_run_id=parent.run_id)]
+            live = LiveTrials(experiment=cfg.experiment, name=cfg.name, parent_run_id=parent.run_id)
             log(f"mlflow: sweep run {cfg.name!r} (id {parent.run_id}), a child per trial as it reports; {browse_hint()}")
-        out = run_tuner(cfg, base, log, callbacks)
+        out = run_tuner(cfg, base, log, None if live is None else [live])
     except BaseException as e:
-        if parent is not None:
-            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-            callbacks[0].close(status)
-            parent.finish(status)
+        end_live("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     finally:
         if started:
             ray.shutdown()
     if out.interrupted:
-        if parent is not None:
-            callbacks[0].close("KILLED")
-            parent.finish("KILLED")
+        end_live("KILLED")
         log(f"sweep: interrupted; run the same command again to resume ({out.experiment_path})")
         return {"interrupted": True, "rows": out.rows, "seconds": time.time() - t0}
 

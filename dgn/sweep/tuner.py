@@ -69,8 +69,7 @@ def forget_sweep(cfg: SweepConfig, log: Log = print) -> None:
 
     from dgn.data.uri import resolve
 
-    for uri, is_dir in ((experiment_path(cfg), True), (join(cfg.storage, "events"), True),
-                        (join(cfg.storage, f"{cfg.name}.json"), False)):
+    for uri in (experiment_path(cfg), join(cfg.storage, "events"), join(cfg.storage, f"{cfg.name}.json")):
         fs, path = resolve(uri)
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.NotFound:

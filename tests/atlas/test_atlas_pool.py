@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 import ray
 
 from dgn.atlas import AtlasConfig, run_atlas

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
 from dgn.data import read_meta, write_synthetic
 from dgn.train.checkpoint import load_checkpoint
