@@ -9,7 +9,11 @@ blur + small-value clipping; Fourier + decorrelated colour + transforms) on all
 fc8 units × starts and a sample of hidden units (fc6, conv5 centre): median
 activation ratio to the best real val image, recognisability by the
 independent judge (fc8 units), realism (Fréchet distance in judge features to
-real val images; lower is better) and wall time per unit.
+real val images; lower is better), realism precision (the share of images that
+lie inside the k-NN manifold of real judge features, Kynkäänniemi et al. 2019;
+higher is better — unlike the FD it cannot be won by grey images near the mean
+of the real features; a last row gives held-out real images as the ceiling)
+and wall time per unit.
 
 External row: Lucent (greentfrapp/lucent, torch-lucent 0.1.8), its ``render_vis``
 with its own defaults (Fourier-parameterised, colour-decorrelated image,
@@ -38,10 +42,14 @@ import torchvision  # noqa: E402
 
 from dgn.am import PIXEL_METHODS, AMConfig, PixelAMConfig, TargetNet, as_objective, dgn_am, pixel_am  # noqa: E402
 from dgn.data import load_split  # noqa: E402
-from dgn.metrics import activation_ratio, best_real_activations, realism  # noqa: E402
+from dgn.metrics import (activation_ratio, best_real_activations, judge_features, manifold_precision,  # noqa: E402
+                         realism, recognisability)
 from dgn.metrics.judge import judge_predictions  # noqa: E402
 from dgn.pipeline import DEFAULT_AM  # noqa: E402
 from dgn.train import load_classifier, load_generator, load_judge, tensor_batches  # noqa: E402
+
+
+MANIFOLD = 800  # val images that span the real manifold; the rest are the held-out reference
 
 
 def _last(folder: Path) -> str:
@@ -100,8 +108,9 @@ def main(argv=None) -> None:
         sys.exit(f"error: no generator checkpoints under {run / 'generator'}")
     G, gck = load_generator(str(gens[-1]))
     data = ck.get("data") or str(run / "data")
-    xv, _ = load_split(data, "val", image_size=encoder.config.image_size)
+    xv, yv = load_split(data, "val", image_size=encoder.config.image_size)
     xvf = xv.float() / 255
+    real_feats = judge_features(judge, xvf[:MANIFOLD])  # the real manifold for realism precision
     target = TargetNet.caffenet(encoder)
     K = encoder.config.num_classes
     g = torch.Generator().manual_seed(0)
@@ -141,14 +150,21 @@ def main(argv=None) -> None:
         labels, _ = judge_predictions(judge, cls_imgs)
         recog = (labels == torch.arange(K).repeat(a.starts)).float().mean().item()
         fd = realism(judge, cls_imgs, xvf)
-        rows.append((m, ratio.nanmedian().item(), recog, fd, secs))
+        prec = manifold_precision(judge_features(judge, cls_imgs), real_feats)
+        rows.append((m, ratio.nanmedian().item(), recog, fd, prec, secs))
         figure.append(imgs[0])
-        print(f"{m:12s} ratio {rows[-1][1]:.2f}  recognisable {recog:.0%}  FD {fd:.1f}  {secs * 1000:.0f} ms/unit", flush=True)
+        print(f"{m:12s} ratio {rows[-1][1]:.2f}  recognisable {recog:.0%}  FD {fd:.1f}  precision {prec:.2f}  "
+              f"{secs * 1000:.0f} ms/unit", flush=True)
+    # the ceiling: real val images the manifold was not built from
+    held = xvf[MANIFOLD:]
+    ref = ("real val images (held out)", float("nan"), recognisability(judge, held, yv[MANIFOLD:]),
+           realism(judge, held, xvf), manifold_precision(judge_features(judge, held), real_feats), float("nan"))
 
-    print("\n| method | median activation ratio | recognisability (fc8) | realism FD (lower better) | s per unit |")
-    print("|---|---|---|---|---|")
-    for m, r, rc, fd, s in rows:
-        print(f"| {m} | {r:.2f} | {rc:.0%} | {fd:.1f} | {s:.3f} |")
+    print("\n| method | median activation ratio | recognisability (fc8) | realism FD (lower better) "
+          "| realism precision (higher better) | s per unit |")
+    print("|---|---|---|---|---|---|")
+    for m, r, rc, fd, pr, s in [*rows, ref]:
+        print(f"| {m} | {r:.2f} | {rc:.0%} | {fd:.1f} | {pr:.2f} | {s:.3f} |".replace("| nan |", "| — |"))
     out = run / "compare-methods.png"
     torchvision.utils.save_image(torch.cat(figure).clamp(0, 1), str(out), nrow=K, padding=2, pad_value=1.0)
     print(f"figure (a row per method: {', '.join(methods)}; a column per fc8 unit): {out}")
@@ -156,7 +172,7 @@ def main(argv=None) -> None:
         from dgn.tracking import browse_hint, open_run
 
         table = [{"method": m, "median_activation_ratio": r, "recognisability_fc8": rc, "realism_fd": fd,
-                  "seconds_per_unit": sec} for m, r, rc, fd, sec in rows]
+                  "realism_precision": pr, "seconds_per_unit": sec} for m, r, rc, fd, pr, sec in rows]
         with open_run(experiment="dgn-compare", run_name=f"compare-{run.name}-{int(time.time())}", resume=False,
                       params={"run": str(run), "starts": a.starts, "hidden": a.hidden, "steps": a.steps,
                               "lucent_steps": a.lucent_steps if use_lucent else "not installed"}) as mr:
@@ -165,7 +181,8 @@ def main(argv=None) -> None:
             for row in table:
                 key = row["method"].split()[0].replace("+", "-")
                 mr.log_metrics({f"{key}.ratio": row["median_activation_ratio"], f"{key}.recog": row["recognisability_fc8"],
-                                f"{key}.fd": row["realism_fd"], f"{key}.s_per_unit": row["seconds_per_unit"]})
+                                f"{key}.fd": row["realism_fd"], f"{key}.precision": row["realism_precision"],
+                                f"{key}.s_per_unit": row["seconds_per_unit"]})
         print(browse_hint())
 
 

@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     s = run_pipeline(preset_config(a.preset, **over), log=lambda m: print(m, flush=True))
     keys = ["classifier_val_acc", "judge_val_acc", "recon_image_mse", "recon_feature_mse", "recon_judge_acc",
             "real_judge_acc", "am_recognisability", "am_units_recognised_any_start", "am_median_activation_ratio",
-            "am_realism_fd", "dead_code_units", "classifier_seconds", "judge_seconds", "generator_seconds",
+            "am_realism_fd", "am_realism_precision", "dead_code_units", "classifier_seconds", "judge_seconds", "generator_seconds",
             "training_seconds", "am_seconds", "total_seconds"]
     print(json.dumps({k: round(s[k], 4) if isinstance(s[k], float) else s[k] for k in keys}, indent=1))
 

@@ -26,14 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dgn.data import load_split, read_meta  # noqa: E402
+from dgn.data import load_split, read_meta, write_synthetic  # noqa: E402
+from dgn.errors import DGNError  # noqa: E402
 from dgn.nets import Judge, build_caffenet  # noqa: E402
 from dgn.pipeline import DEFAULT_AM, DEFAULT_GAN, prepare_data, preset_config, quality, train_classifier  # noqa: E402
 from dgn.train.batches import tensor_batches  # noqa: E402
 from dgn.train.codestats import code_stats  # noqa: E402
 from dgn.train.gan import GANTrainer  # noqa: E402
 
-# variant name → (GANConfig changes, AMConfig changes): one factor each against the baseline
+# variant name → (GANConfig changes, AMConfig changes[, setup changes]): one factor each against the baseline.
+# Setup changes alter the data or E, so such a variant gets its own dataset, E and judge per seed:
+# hue_jitter (the embedded data's hue spread per class; 0.05 keeps classes' hues disjoint, more makes
+# neighbours share hues so E must keep shape), image_size, and E's dropout / fc widths.
+_G = DEFAULT_GAN["generator_overrides"]
 FACTORS = {
     "baseline": ({}, {}),
     "faithful-losses": ({"image_loss": "pixel", "feature_layer": "pool5", "w_adv": 0.01, "warmup_steps": 0}, {}),
@@ -41,22 +46,46 @@ FACTORS = {
     "pool5-comparator": ({"feature_layer": "pool5"}, {}),
     "adversarial": ({"w_adv": 0.01}, {}),
     "no-warmup": ({"warmup_steps": 0}, {}),
-    "deconv-G": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "arch": "deconv"}}, {}),
-    "no-batchnorm": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "norm": "none"}}, {}),
-    "groupnorm-G": ({"generator_overrides": {**DEFAULT_GAN["generator_overrides"], "norm": "group"}}, {}),
+    "deconv-G": ({"generator_overrides": {**_G, "arch": "deconv"}}, {}),
+    "no-batchnorm": ({"generator_overrides": {**_G, "norm": "none"}}, {}),
+    "groupnorm-G": ({"generator_overrides": {**_G, "norm": "group"}}, {}),
     "wide-G": ({"generator_overrides": {"widths": (256, 128, 64, 32)}}, {}),
     "paper-balance": ({"w_adv": 0.01, "pause": "update"}, {}),
     "am-lr-8": ({}, {"lr": 8.0}),
     "am-lr-1": ({}, {"lr": 1.0}),
     "am-init-zeros": ({}, {"init": "zeros"}),
     "am-100-steps": ({}, {"steps": 100}),
+    "shared-hues": ({}, {}, {"hue_jitter": 0.15}),
+    "any-hue": ({}, {}, {"hue_jitter": 0.5}),
+    "32px": ({}, {}, {"image_size": 32}),
+    "E-no-dropout": ({}, {}, {"dropout": 0.0}),
+    "E-wide-fc": ({}, {}, {"fc": (1024, 1024)}),
 }
-METRICS = ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd", "steps")
+METRICS = ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd",
+           "am_realism_precision", "steps")
+
+
+def _setup(name: str) -> dict:
+    return FACTORS[name][2] if len(FACTORS[name]) > 2 else {}
+
+
+def _data(base, out: Path, setup: dict) -> str:
+    """The embedded dataset for a setup: the default one, or one written with the setup's data changes."""
+    data_over = {k: setup[k] for k in ("hue_jitter", "image_size") if k in setup}
+    if not data_over:
+        return prepare_data(base, log=print)
+    uri = str(out / ("data-" + "-".join(f"{k}{v}" for k, v in sorted(data_over.items()))))
+    try:
+        read_meta(uri)
+    except DGNError:
+        write_synthetic(uri, n_train=base.n_train, n_val=base.n_val, seed=base.seed, **data_over)
+    return uri
 
 
 def run_variant(name, gan_over, am_over, *, encoder, judge, stats, train, val, num_classes, seconds, seed, out: Path,
-                g_steps: int = 0):
-    cfg = preset_config("default", seed=seed, gan={**DEFAULT_GAN, **gan_over}, am={**DEFAULT_AM, **am_over})
+                g_steps: int = 0, image_size: int = 64):
+    cfg = preset_config("default", seed=seed, image_size=image_size, gan={**DEFAULT_GAN, **gan_over},
+                        am={**DEFAULT_AM, **am_over})
     trainer = GANTrainer(encoder, cfg.gan, code_stats=stats, seed=seed)
     t, epoch = time.time(), 0
 
@@ -85,8 +114,8 @@ def main(argv=None) -> None:
     p.add_argument("--list", action="store_true")
     a = p.parse_args(argv)
     if a.list:
-        for k, (g, m) in FACTORS.items():
-            print(f"{k:18s} gan {g}  am {m}")
+        for k, (g, m, *setup) in FACTORS.items():
+            print(f"{k:18s} gan {g}  am {m}" + (f"  setup {setup[0]}" if setup else ""))
         return
     names = [f for f in a.factors.split(",") if f]
     unknown = [f for f in names if f not in FACTORS]
@@ -94,30 +123,40 @@ def main(argv=None) -> None:
         sys.exit(f"error: unknown factor(s) {unknown}; valid: {', '.join(FACTORS)}")
     out = Path(a.out)
     base = preset_config("default", storage=str(out))
-    data = prepare_data(base, log=print)
-    meta = read_meta(data)
-    train = load_split(data, "train", image_size=base.image_size)
-    val = load_split(data, "val", image_size=base.image_size)
     results: dict[str, list[dict]] = {n: [] for n in names}
-    for seed in (int(s) for s in a.seeds.split(",")):
-        torch.manual_seed(seed)
-        encoder = build_caffenet(base.classifier, num_classes=meta.num_classes)
-        train_classifier(encoder, train, val, epochs=base.classifier_epochs, lr=base.classifier_lr,
-                         batch_size=base.batch_size, seed=seed)
-        encoder.eval()
-        torch.manual_seed(base.judge_seed + seed)
-        judge = Judge(num_classes=meta.num_classes)
-        train_classifier(judge, train, val, epochs=base.judge_epochs, lr=base.judge_lr, batch_size=base.batch_size,
-                         seed=base.judge_seed + seed)
-        judge.eval()
-        stats = code_stats(encoder, base.gan.layer, tensor_batches(train[0], batch_size=256))
-        for n in names:
-            g, m = FACTORS[n]
-            q = run_variant(n, g, m, encoder=encoder, judge=judge, stats=stats, train=train, val=val,
-                            num_classes=meta.num_classes, seconds=a.seconds, seed=seed, out=out,
-                            g_steps=a.g_steps)
-            results[n].append(q)
-            print(n, seed, json.dumps({k: round(q[k], 3) for k in METRICS}), flush=True)
+    groups: dict[tuple, list[str]] = {}  # variants that share data, E and judge
+    for n in names:
+        groups.setdefault(tuple(sorted(_setup(n).items())), []).append(n)
+    for key, members in groups.items():
+        setup = dict(key)
+        image_size = setup.get("image_size", base.image_size)
+        data = _data(base, out, setup)
+        meta = read_meta(data)
+        train = load_split(data, "train", image_size=image_size)
+        val = load_split(data, "val", image_size=image_size)
+        e_over = {k: setup[k] for k in ("dropout", "fc") if k in setup}
+        for seed in (int(s) for s in a.seeds.split(",")):
+            torch.manual_seed(seed)
+            encoder = build_caffenet(base.classifier, num_classes=meta.num_classes, image_size=image_size, **e_over)
+            e_m = train_classifier(encoder, train, val, epochs=base.classifier_epochs, lr=base.classifier_lr,
+                                   batch_size=base.batch_size, seed=seed)
+            encoder.eval()
+            torch.manual_seed(base.judge_seed + seed)
+            judge = Judge(num_classes=meta.num_classes, image_size=image_size)
+            j_m = train_classifier(judge, train, val, epochs=base.judge_epochs, lr=base.judge_lr,
+                                   batch_size=base.batch_size, seed=base.judge_seed + seed)
+            judge.eval()
+            print(f"setup {setup or 'baseline'} seed {seed}: E val {e_m['val_acc']:.3f}, judge val {j_m['val_acc']:.3f}",
+                  flush=True)
+            stats = code_stats(encoder, base.gan.layer, tensor_batches(train[0], batch_size=256))
+            for n in members:
+                g, m = FACTORS[n][:2]
+                q = run_variant(n, g, m, encoder=encoder, judge=judge, stats=stats, train=train, val=val,
+                                num_classes=meta.num_classes, seconds=a.seconds, seed=seed, out=out,
+                                g_steps=a.g_steps, image_size=image_size)
+                q.update(e_val_acc=e_m["val_acc"], judge_val_acc=j_m["val_acc"])
+                results[n].append(q)
+                print(n, seed, json.dumps({k: round(q[k], 3) for k in METRICS}), flush=True)
     print("\n| variant | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
     for n in names:
         cells = []

@@ -26,7 +26,7 @@ import torch
 from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
 from dgn.data import load_split, read_meta, write_synthetic
 from dgn.errors import DGNError
-from dgn.metrics import activation_ratio, best_real_activations, realism, reconstruction_metrics
+from dgn.metrics import activation_ratio, best_real_activations, realism, realism_precision, reconstruction_metrics
 from dgn.metrics.judge import judge_predictions
 from dgn.nets import Judge, build_caffenet, check_layer
 from dgn.train.batches import tensor_batches
@@ -230,6 +230,7 @@ def quality(cfg: PipelineConfig, *, encoder, generator, judge, code_stats_: dict
         "am_units_recognised_any_start": hits.view(cfg.am_starts, num_classes).any(0).float().mean().item(),
         "am_median_activation_ratio": ratio.nanmedian().item(),
         "am_realism_fd": realism(judge, res.images.cpu().float(), xvf),
+        "am_realism_precision": realism_precision(judge, res.images.cpu().float(), xvf),
         "am_mean_judge_prob": probs.mean().item(),
         "am_seconds": time.time() - t,
     }
@@ -503,7 +504,8 @@ def _quality_stage(cfg: PipelineConfig, *, data: str, meta, encoder_ref: str, ch
         _put_file(f, _ckpt(cfg.storage, f.name))
     tracker.log_quality({k: v for k, v in summary.items() if k != "config"}, sorted(tmp.glob("montage-*.png")))
     log(f"quality: recognisability {q['am_recognisability']:.2f}, recon judge acc {q.get('recon_judge_acc', 0):.2f}, "
-        f"median activation ratio {q['am_median_activation_ratio']:.2f}, realism FD {q['am_realism_fd']:.1f} "
+        f"median activation ratio {q['am_median_activation_ratio']:.2f}, realism FD {q['am_realism_fd']:.1f}, "
+        f"precision {q['am_realism_precision']:.2f} "
         f"({time.time() - t:.0f}s)")
     return summary
 

@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         print(scrub(f"error: {e}"), file=sys.stderr)
         return 2
     keys = ["classifier_val_acc", "judge_val_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio",
-            "am_realism_fd", "training_seconds", "total_seconds"]
+            "am_realism_fd", "am_realism_precision", "training_seconds", "total_seconds"]
     print(json.dumps({k: round(summary[k], 4) for k in keys if k in summary}, indent=1))
     print(scrub(f"done: checkpoints, quality.json and montages are in {cfg.storage}"))
     return 0

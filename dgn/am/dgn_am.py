@@ -44,6 +44,10 @@ class AMConfig:
     seed: int = 0
     keep_best: bool = True  # return the best step's image, as the reference code does
     jitter: int = 0  # random shift (pixels, same for every code, seeded) of G's image before the target each step; 0 = the paper
+    # a vector layer (e.g. "fc8") whose units are optimised as log-probabilities (log-softmax over the layer) rather
+    # than raw values: the image must raise its unit *relative to the others*; "" = the paper (pre-softmax logits).
+    # Reported activations stay the raw values either way.
+    log_softmax: str = ""
     channels_last: bool = True  # NHWC convs: ~1.8x faster batched AM on CPU (bench/am_throughput.py)
 
     def to_dict(self) -> dict:
@@ -97,11 +101,21 @@ class TargetNet:
             acts = self.activations(torch.zeros(1, 3, image_size, image_size, device=device), layers)
         return {k: tuple(v.shape[1:]) for k, v in acts.items()}
 
-    def values(self, images: torch.Tensor, objectives: list[Objective]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(optimised, reported) objective values, each (B,)."""
+    def values(self, images: torch.Tensor, objectives: list[Objective], *,
+               log_softmax: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(optimised, reported) objective values, each (B,); ``log_softmax``: optimise that layer's log-probabilities."""
         layers = {l for o in objectives for l in o.layers}
         acts = self.activations(images, layers)
-        return evaluate(objectives, acts), evaluate(objectives, acts, transform=self.report)
+
+        def optimised(layer, a):
+            if layer != log_softmax:
+                return a
+            if a.dim() != 2:
+                raise DGNError(f"log_softmax layer {layer!r} has {tuple(a.shape[1:])}-shaped outputs; "
+                               "use a vector layer such as fc8")
+            return F.log_softmax(a, 1)
+
+        return evaluate(objectives, acts, transform=optimised), evaluate(objectives, acts, transform=self.report)
 
 
 def _init_codes(cfg: AMConfig, n: int, code_shape, stats: dict, codes, device, dtype) -> torch.Tensor:
@@ -185,7 +199,7 @@ def _optimise(generator, target, objectives, code_stats, cfg, codes, device) -> 
         step = cfg.lr + (cfg.lr_end - cfg.lr) * i / cfg.steps
         code.requires_grad_(True)
         images = generator(code)  # (B, 3, S, S)
-        obj, rep = target.values(_jitter(images, cfg.jitter, shifts), objectives)  # (B,), (B,)
+        obj, rep = target.values(_jitter(images, cfg.jitter, shifts), objectives, log_softmax=cfg.log_softmax)
         (grad,) = torch.autograd.grad(obj.sum(), code)
         with torch.no_grad():
             trace[:, i] = rep.detach().cpu()
@@ -202,7 +216,7 @@ def _optimise(generator, target, objectives, code_stats, cfg, codes, device) -> 
 
     with torch.no_grad():  # the last code, too, may be the best
         images = generator(code)
-        obj, rep = target.values(images, objectives)
+        obj, rep = target.values(images, objectives, log_softmax=cfg.log_softmax)
         better = obj > best_obj
         best_obj = torch.where(better, obj, best_obj)
         best_act = torch.where(better, rep, best_act)

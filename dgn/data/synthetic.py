@@ -32,7 +32,8 @@ CLASS_NAMES = [
     "circle", "square", "triangle", "star", "plus",
     "ring", "crescent", "arrow", "hexagon", "heart",
 ]
-COLOURS = ("class", "random")
+COLOURS = ("class", "random", "grey")  # grey: shape alone (a grey shape on a contrasting background)
+HUE_JITTER = 0.05  # ± around a class's base hue; base hues are 0.1 apart, so 0.05 keeps classes' hues disjoint
 SUPERSAMPLE = 4
 SPLIT_STREAMS = {"train": 0, "val": 1}  # separate random streams per split
 
@@ -138,9 +139,11 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), np.float32)
 
 
-def _foreground_colour(label: int, rng: np.random.Generator, colour: str) -> np.ndarray:
+def _foreground_colour(label: int, rng: np.random.Generator, colour: str, hue_jitter: float = HUE_JITTER) -> np.ndarray:
     if colour == "class":
-        hue = label / len(CLASS_NAMES) + rng.uniform(-0.05, 0.05)
+        hue = label / len(CLASS_NAMES) + rng.uniform(-hue_jitter, hue_jitter)
+    elif colour == "grey":
+        return _hsv(0.0, 0.0, rng.uniform(0.6, 1.0))
     else:
         hue = rng.uniform()
     return _hsv(hue, rng.uniform(0.55, 1.0), rng.uniform(0.6, 1.0))
@@ -195,15 +198,27 @@ def _background(fg: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarr
     return np.clip(img, lo, hi)
 
 
-def render(label: int, rng: np.random.Generator, image_size: int = 64, colour: str = "class") -> np.ndarray:
-    """One image of class ``label`` as uint8 (image_size, image_size, 3) RGB."""
+def render(label: int, rng: np.random.Generator, image_size: int = 64, colour: str = "class",
+           hue_jitter: float = HUE_JITTER, hue_class: int | None = None) -> np.ndarray:
+    """One image of class ``label`` as uint8 (image_size, image_size, 3) RGB.
+
+    ``hue_jitter``: with ``colour="class"``, the foreground hue is the class's base hue ± this (hues in [0, 1),
+    base hues 0.1 apart); above 0.05 neighbouring classes share hues and only shape tells them apart.
+    ``hue_class``: draw ``label``'s shape in this class's colour instead (cue-conflict images:
+    ``bench/cue_conflict.py``).
+    """
     if not 0 <= label < len(CLASS_NAMES):
         raise DGNError(f"synthetic label {label} is out of range; valid labels are 0..{len(CLASS_NAMES) - 1}.")
     if colour not in COLOURS:
         raise DGNError(f"colour {colour!r} is not one of {', '.join(COLOURS)}.")
     if image_size < 16:
         raise DGNError(f"image_size {image_size} is too small for the synthetic shapes; use 16 or more.")
-    fg = _foreground_colour(label, rng, colour)
+    if not 0 <= hue_jitter <= 0.5:
+        raise DGNError(f"hue_jitter {hue_jitter} is out of range; use 0 to 0.5 (0.5: any hue).")
+    hue_label = label if hue_class is None else hue_class
+    if not 0 <= hue_label < len(CLASS_NAMES):
+        raise DGNError(f"synthetic hue_class {hue_label} is out of range; valid classes are 0..{len(CLASS_NAMES) - 1}.")
+    fg = _foreground_colour(hue_label, rng, colour, hue_jitter)
     bg = _background(fg, rng, image_size)  # (H, W, 3) float
     alpha = _mask(CLASS_NAMES[label], rng, image_size)[..., None]  # (H, W, 1)
     shade = 1 + rng.uniform(0.05, 0.18) * _ramp(rng, image_size)[..., None]  # slight directional light
@@ -218,7 +233,8 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def make_rows(split: str, n: int, *, seed: int = 0, image_size: int = 64, colour: str = "class") -> Iterator[dict]:
+def make_rows(split: str, n: int, *, seed: int = 0, image_size: int = 64, colour: str = "class",
+              hue_jitter: float = HUE_JITTER) -> Iterator[dict]:
     """``n`` rows {image: PNG bytes, label, label_name}, classes balanced and interleaved.
 
     Deterministic in (seed, split); train and val draw from different streams.
@@ -232,12 +248,12 @@ def make_rows(split: str, n: int, *, seed: int = 0, image_size: int = 64, colour
     # a balanced label sequence (counts differ by at most one), in random order
     labels = rng.permutation(np.arange(n) % k)
     for label in labels.tolist():
-        img = render(label, rng, image_size, colour)
+        img = render(label, rng, image_size, colour, hue_jitter)
         yield {"image": _png(img), "label": label, "label_name": CLASS_NAMES[label]}
 
 
 def write_synthetic(uri: str, *, n_train: int = 8000, n_val: int = 1000, seed: int = 0,
-                    image_size: int = 64, colour: str = "class"):
+                    image_size: int = 64, colour: str = "class", hue_jitter: float = HUE_JITTER):
     """Write the synthetic dataset to ``uri`` (local dir or s3://) and return its DatasetMeta."""
     from dgn.data.parquet import read_meta, write_split
 
@@ -245,5 +261,6 @@ def write_synthetic(uri: str, *, n_train: int = 8000, n_val: int = 1000, seed: i
         if n < len(CLASS_NAMES):
             raise DGNError(f"{split} size {n} is smaller than the {len(CLASS_NAMES)} classes; "
                            f"use at least {len(CLASS_NAMES)} rows per split.")
-        write_split(make_rows(split, n, seed=seed, image_size=image_size, colour=colour), uri, split)
+        write_split(make_rows(split, n, seed=seed, image_size=image_size, colour=colour, hue_jitter=hue_jitter),
+                    uri, split)
     return read_meta(uri)

@@ -54,3 +54,25 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def realism(judge: nn.Module, images: torch.Tensor, real: torch.Tensor) -> float:
     """Fréchet distance in judge features between ``images`` and ``real`` images (lower: more natural)."""
     return frechet_distance(judge_features(judge, images), judge_features(judge, real))
+
+
+def manifold_precision(fake: np.ndarray, real: np.ndarray, *, k: int = 3, chunk: int = 1024) -> float:
+    """Share of ``fake`` feature vectors inside the real manifold (Kynkäänniemi et al. 2019, "improved precision").
+
+    The real manifold is the union of balls around each real vector with radius its distance to its k-th nearest
+    real neighbour. Unlike the Fréchet distance it cannot be won by images that sit near the mean of the real
+    features (grey, empty images): each image must lie near some real image. 1 = every image is realistic.
+    """
+    if len(real) <= k:
+        raise ValueError(f"manifold precision needs more than k={k} real samples; got {len(real)}")
+    r = torch.from_numpy(np.asarray(real, np.float64))
+    f = torch.from_numpy(np.asarray(fake, np.float64))
+    radii = torch.cat([torch.cdist(r[i:i + chunk], r).kthvalue(k + 1, dim=1).values  # k+1: itself is at 0
+                       for i in range(0, len(r), chunk)])
+    inside = torch.cat([(torch.cdist(f[i:i + chunk], r) <= radii).any(1) for i in range(0, len(f), chunk)])
+    return inside.double().mean().item()
+
+
+def realism_precision(judge: nn.Module, images: torch.Tensor, real: torch.Tensor, *, k: int = 3) -> float:
+    """:func:`manifold_precision` in judge features: the share of ``images`` that lie among ``real`` ones."""
+    return manifold_precision(judge_features(judge, images), judge_features(judge, real), k=k)

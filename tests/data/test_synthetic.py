@@ -34,7 +34,7 @@ def test_classes_present_and_balanced():
     assert len(CLASS_NAMES) >= 10 and len(set(CLASS_NAMES)) == len(CLASS_NAMES)
 
 
-@pytest.mark.parametrize("colour", ["class", "random"])
+@pytest.mark.parametrize("colour", ["class", "random", "grey"])
 def test_images_are_png_rgb_and_vary(colour):
     rows = list(make_rows("val", 20, seed=2, image_size=48, colour=colour))
     imgs = [np.asarray(Image.open(io.BytesIO(r["image"]))) for r in rows]
@@ -65,6 +65,30 @@ def test_class_colour_is_informative():
             assert d <= 0.051 and 0.55 <= s <= 1 and 0.6 <= v <= 1
 
 
+@pytest.mark.parametrize("jitter", [0.0, 0.15, 0.5])
+def test_hue_jitter_sets_the_spread_of_a_class_hue(jitter):
+    rng = np.random.default_rng(1)
+    d = []
+    for _ in range(200):
+        h, _, _ = colorsys.rgb_to_hsv(*_foreground_colour(3, rng, "class", jitter).tolist())
+        d.append(abs((h - 0.3 + 0.5) % 1 - 0.5))
+    assert max(d) <= jitter + 1e-3 and max(d) >= 0.8 * jitter  # fills its range, never beyond
+
+
+def test_cue_conflict_and_grey_images_change_only_the_colour_of_the_shape():
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        img = render(1, rng, 32, hue_class=6) / 255.0  # a square in the crescent's colour
+        hsv = np.array([colorsys.rgb_to_hsv(*p) for p in img.reshape(-1, 3)])
+        fg = hsv[:, 1] > 0.52  # the shape (saturation ≥ 0.55; backgrounds ≤ 0.45)
+        assert fg.mean() > 0.03
+        hue = np.angle(np.exp(2j * np.pi * hsv[fg, 0]).mean()) / (2 * np.pi) % 1  # circular mean
+        assert abs((hue - 0.6 + 0.5) % 1 - 0.5) < 0.06
+    for label in range(len(CLASS_NAMES)):
+        _, s, v = colorsys.rgb_to_hsv(*_foreground_colour(label, rng, "grey").tolist())
+        assert s == 0 and 0.6 <= v <= 1  # shape alone: no hue
+
+
 def test_bad_arguments_raise():
     rng = np.random.default_rng(0)
     with pytest.raises(DGNError, match="label 10"):
@@ -73,3 +97,7 @@ def test_bad_arguments_raise():
         render(0, rng, colour="blue")
     with pytest.raises(DGNError, match="split"):
         next(make_rows("test", 3))
+    with pytest.raises(DGNError, match="hue_jitter 0.7"):
+        render(0, rng, hue_jitter=0.7)
+    with pytest.raises(DGNError, match="hue_class 11"):
+        render(0, rng, hue_class=11)

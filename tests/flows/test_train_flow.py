@@ -58,6 +58,7 @@ def test_dry_run_end_to_end(tmp_path, ray_address):
     assert q["config"]["workers"] == 2
     for k in ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd"):
         assert k in q
+    assert 0.0 <= q["am_realism_precision"] <= 1.0
     assert (storage / "montage-dgn-am-fc8.png").is_file()
     assert "classifier E epoch 2/2" in r.stdout and "generator G epoch 1/1" in r.stdout  # progress lines
     assert "browse the results with: mlflow ui --backend-store-uri sqlite:///" in r.stdout

@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from dgn.am import Objective, TargetNet
-from dgn.metrics import (activation_ratio, best_real_activations, frechet_distance, realism, recognisability,
+from dgn.metrics import (activation_ratio, best_real_activations, frechet_distance, manifold_precision, realism,
+                         recognisability,
                          reconstruction_metrics)
 from dgn.nets import Generator, Judge, build_caffenet, generator_config
 
@@ -17,6 +18,19 @@ def test_frechet_distance_is_zero_for_same_and_grows_with_shift():
     assert frechet_distance(a, shifted) == pytest.approx(32, rel=1e-6)
     wider = a * 3
     assert frechet_distance(a, wider) > 10
+
+
+def test_manifold_precision_counts_samples_that_lie_among_the_real_ones():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(600, 8))
+    held_out = rng.normal(size=(300, 8))
+    assert manifold_precision(held_out, real) > 0.85  # fresh samples of the same law lie among the real ones
+    assert manifold_precision(held_out + 6.0, real) == 0.0  # far away: none
+    # half from the real law, half far away: precision counts exactly the realistic half (up to the ball edges)
+    assert manifold_precision(np.concatenate([held_out, held_out + 6.0]), real) == pytest.approx(
+        manifold_precision(held_out, real) / 2)
+    with pytest.raises(ValueError, match="more than k=3"):
+        manifold_precision(held_out, real[:3])
 
 
 def test_activation_ratio_is_nan_for_units_that_never_fire():
