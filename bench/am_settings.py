@@ -54,6 +54,8 @@ VARIANTS = {
     "lr-0.05-steps-400": {"lr": 0.05, "steps": 400},
     "bounds-2sigma": {"_sigmas": 2.0},  # clip each code unit to [0, mean + 2σ] instead of 3σ
     "bounds-1sigma": {"_sigmas": 1.0},
+    "decay-0.03": {"decay": 0.03},
+    "decay-0.1": {"decay": 0.1},
     "log-softmax": {"log_softmax": "fc8"},  # optimise the class's log-probability, not its logit
     "log-softmax-lr-0.05": {"log_softmax": "fc8", "lr": 0.05},
 }

@@ -98,7 +98,7 @@ def hue_error(h: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return ((h - k / K + 0.5) % 1 - 0.5) * K
 
 
-def am_hues(run: Path, encoder, judge, starts: int) -> dict:
+def am_hues(run: Path, encoder, judge, starts: int, figure: str = "") -> dict:
     from dgn.am import AMConfig, TargetNet, dgn_am
     from dgn.pipeline import DEFAULT_AM
     from dgn.train import load_generator
@@ -115,6 +115,11 @@ def am_hues(run: Path, encoder, judge, starts: int) -> dict:
     err = hue_error(image_hue(x), cls)
     pred, _ = judge_predictions(judge, x)
     hit = pred == cls
+    if figure:  # a row per unit, a column per start
+        import torchvision
+
+        torchvision.utils.save_image(x.view(starts, K, *x.shape[1:]).transpose(0, 1).flatten(0, 1), figure,
+                                     nrow=starts, padding=2, pad_value=1.0)
     per_unit = {}
     for k in range(K):
         m = cls == k
@@ -133,6 +138,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--json", default="", help="also write the figures here")
     p.add_argument("--starts", type=int, default=5, help="DGN-AM starts per fc8 unit (0: skip the DGN-AM part)")
+    p.add_argument("--figure", default="", help="save the DGN-AM images here (PNG, a row per fc8 unit)")
     a = p.parse_args(argv)
     run = Path(a.run)
     cks = sorted((run / "classifier").glob("epoch=*.pt"))
@@ -157,7 +163,7 @@ def main(argv=None) -> None:
     for c in CLASS_NAMES:
         print(f"| {c} | " + " | ".join(f"{r['colour alone']['per_class'][c]:.2f}" for r in res.values()) + " |")
     if a.starts > 0:
-        am = am_hues(run, encoder, judge, a.starts)
+        am = am_hues(run, encoder, judge, a.starts, a.figure)
         res["dgn_am"] = am
         if am:
             print(f"\nDGN-AM images ({am['generator']}), {a.starts} starts per fc8 unit: recognisability "

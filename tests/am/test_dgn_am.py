@@ -58,6 +58,25 @@ def test_hidden_units_optimise_pre_relu_and_report_post_relu(nets):
     assert (res.objective > start.objective).all(), "the pre-ReLU value rises even where the unit starts dead"
 
 
+def test_log_softmax_optimises_the_class_probability_and_reports_the_logit(nets):
+    e, g, stats = nets
+    target = TargetNet.caffenet(e)
+    objs = [f"fc8:{k}" for k in range(3)]
+    cfg = dict(steps=12, lr=1.0, init="noise")
+    start = dgn_am(g, target, objs, code_stats=stats, config=AMConfig(steps=0, init="noise"))
+    res = dgn_am(g, target, objs, code_stats=stats, config=AMConfig(**cfg, log_softmax="fc8"))
+    with torch.no_grad():
+        logits = e(res.images)
+        start_logits = e(start.images)
+    k = torch.arange(3)
+    logp = torch.log_softmax(logits, 1)[k, k]
+    assert torch.allclose(res.objective, logp, atol=1e-4), "the optimised value is the class's log-probability"
+    assert torch.allclose(res.activations, logits[k, k], atol=1e-4), "the reported value stays the raw logit"
+    assert (res.objective <= 0).all() and (logp > torch.log_softmax(start_logits, 1)[k, k]).all()
+    with pytest.raises(DGNError, match="log_softmax layer 'conv5'.*vector layer"):
+        dgn_am(g, target, ["conv5:1"], code_stats=stats, config=AMConfig(steps=1, log_softmax="conv5"))
+
+
 @pytest.mark.parametrize("jitter", [0, 3])
 def test_batched_equals_one_at_a_time(nets, jitter):
     e, g, stats = nets
