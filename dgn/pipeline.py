@@ -26,7 +26,8 @@ import torch
 from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
 from dgn.data import load_split, read_meta, write_synthetic
 from dgn.errors import DGNError
-from dgn.metrics import activation_ratio, best_real_activations, realism, realism_precision, reconstruction_metrics
+from dgn.metrics import (activation_ratio, best_real_activations, frechet_distance, judge_features, manifold_precision,
+                         reconstruction_metrics)
 from dgn.metrics.judge import judge_predictions
 from dgn.nets import Judge, build_caffenet, check_layer
 from dgn.train.batches import tensor_batches
@@ -224,13 +225,14 @@ def quality(cfg: PipelineConfig, *, encoder, generator, judge, code_stats_: dict
     ratio = activation_ratio(res.activations.cpu().float(), best)
     labels, probs = judge_predictions(judge, res.images.cpu().float())
     hits = labels == intended
+    am_feats, real_feats = judge_features(judge, res.images.cpu().float()), judge_features(judge, xvf)
     out = {
         **rec,
         "am_recognisability": hits.float().mean().item(),
         "am_units_recognised_any_start": hits.view(cfg.am_starts, num_classes).any(0).float().mean().item(),
         "am_median_activation_ratio": ratio.nanmedian().item(),
-        "am_realism_fd": realism(judge, res.images.cpu().float(), xvf),
-        "am_realism_precision": realism_precision(judge, res.images.cpu().float(), xvf),
+        "am_realism_fd": frechet_distance(am_feats, real_feats),
+        "am_realism_precision": manifold_precision(am_feats, real_feats),
         "am_mean_judge_prob": probs.mean().item(),
         "am_seconds": time.time() - t,
     }
