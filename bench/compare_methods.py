@@ -42,8 +42,8 @@ import torchvision  # noqa: E402
 
 from dgn.am import PIXEL_METHODS, AMConfig, PixelAMConfig, TargetNet, as_objective, dgn_am, pixel_am  # noqa: E402
 from dgn.data import load_split  # noqa: E402
-from dgn.metrics import (activation_ratio, best_real_activations, judge_features, manifold_precision,  # noqa: E402
-                         realism, recognisability)
+from dgn.metrics import (activation_ratio, best_real_activations, frechet_distance, judge_features,  # noqa: E402
+                         manifold_precision, recognisability)
 from dgn.metrics.judge import judge_predictions  # noqa: E402
 from dgn.pipeline import DEFAULT_AM  # noqa: E402
 from dgn.train import load_classifier, load_generator, load_judge, tensor_batches  # noqa: E402
@@ -110,7 +110,8 @@ def main(argv=None) -> None:
     data = ck.get("data") or str(run / "data")
     xv, yv = load_split(data, "val", image_size=encoder.config.image_size)
     xvf = xv.float() / 255
-    real_feats = judge_features(judge, xvf[:MANIFOLD])  # the real manifold for realism precision
+    val_feats = judge_features(judge, xvf)  # once: every method's FD is against all val images
+    real_feats = val_feats[:MANIFOLD]  # the real manifold for realism precision
     target = TargetNet.caffenet(encoder)
     K = encoder.config.num_classes
     g = torch.Generator().manual_seed(0)
@@ -149,8 +150,8 @@ def main(argv=None) -> None:
                            activation_ratio(acts[0][K:], best_hid)])
         labels, _ = judge_predictions(judge, cls_imgs)
         recog = (labels == torch.arange(K).repeat(a.starts)).float().mean().item()
-        fd = realism(judge, cls_imgs, xvf)
-        prec = manifold_precision(judge_features(judge, cls_imgs), real_feats)
+        feats = judge_features(judge, cls_imgs)
+        fd, prec = frechet_distance(feats, val_feats), manifold_precision(feats, real_feats)
         rows.append((m, ratio.nanmedian().item(), recog, fd, prec, secs))
         figure.append(imgs[0])
         print(f"{m:12s} ratio {rows[-1][1]:.2f}  recognisable {recog:.0%}  FD {fd:.1f}  precision {prec:.2f}  "
@@ -158,7 +159,8 @@ def main(argv=None) -> None:
     # the ceiling: real val images the manifold was not built from
     held = xvf[MANIFOLD:]
     ref = ("real val images (held out)", float("nan"), recognisability(judge, held, yv[MANIFOLD:]),
-           realism(judge, held, xvf), manifold_precision(judge_features(judge, held), real_feats), float("nan"))
+           frechet_distance(val_feats[MANIFOLD:], val_feats), manifold_precision(val_feats[MANIFOLD:], real_feats),
+           float("nan"))
 
     print("\n| method | median activation ratio | recognisability (fc8) | realism FD (lower better) "
           "| realism precision (higher better) | s per unit |")

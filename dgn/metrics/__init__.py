@@ -2,10 +2,10 @@
 
 from dgn.metrics.activation import activation_ratio, best_real_activations
 from dgn.metrics.judge import (frechet_distance, judge_features, judge_predictions, manifold_precision, realism,
-                               realism_precision, recognisability)
+                               recognisability)
 from dgn.metrics.reconstruction import reconstruct, reconstruction_metrics
 
 __all__ = [
     "activation_ratio", "best_real_activations", "frechet_distance", "judge_features", "judge_predictions",
-    "manifold_precision", "realism", "realism_precision", "recognisability", "reconstruct", "reconstruction_metrics",
+    "manifold_precision", "realism", "recognisability", "reconstruct", "reconstruction_metrics",
 ]

@@ -71,8 +71,3 @@ def manifold_precision(fake: np.ndarray, real: np.ndarray, *, k: int = 3, chunk:
                        for i in range(0, len(r), chunk)])
     inside = torch.cat([(torch.cdist(f[i:i + chunk], r) <= radii).any(1) for i in range(0, len(f), chunk)])
     return inside.double().mean().item()
-
-
-def realism_precision(judge: nn.Module, images: torch.Tensor, real: torch.Tensor, *, k: int = 3) -> float:
-    """:func:`manifold_precision` in judge features: the share of ``images`` that lie among ``real`` ones."""
-    return manifold_precision(judge_features(judge, images), judge_features(judge, real), k=k)
