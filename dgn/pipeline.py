@@ -34,6 +34,7 @@ from dgn.train.batches import tensor_batches
 from dgn.train.checkpoint import save_checkpoint
 from dgn.train.classifier import classifier_checkpoint, evaluate, judge_checkpoint, make_optimizer, train_epoch
 from dgn.train.codestats import code_stats
+from dgn.timing import StageClock
 from dgn.train.gan import PAPER, GANConfig, GANTrainer
 
 Log = Callable[[str], None]
@@ -73,6 +74,11 @@ class PipelineConfig:
     atlas_units: str = "fc8=all;fc7=0-11;fc6=0-11;conv5=0-11"
     atlas_actors: int = 2
 
+    def __post_init__(self) -> None:
+        from dgn.data.uri import absolute
+
+        self.data, self.storage, self.encoder_weights = map(absolute, (self.data, self.storage, self.encoder_weights))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -86,6 +92,9 @@ class PipelineConfig:
                            am=self.am.to_dict(), device=self.device)
 
     def validate(self) -> None:
+        from dgn.data.uri import check_writable
+
+        check_writable(self.storage, "storage")
         check_layer(self.gan.layer)
         self.gan.validate()
         for name in ("classifier_epochs", "judge_epochs", "gan_epochs"):
@@ -413,14 +422,23 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
     TrainingTracker.check()
     run_name = cfg.run_name or default_run_name(cfg.storage)
     t0 = time.time()
+    clock = StageClock()
+    clock.probe()
 
     tracker = TrainingTracker(experiment=cfg.experiment, run_name=run_name, params=cfg.to_dict(), storage=cfg.storage,
                               log=log)
     tracker.check_name()
+
+    def on_event(e: dict) -> None:
+        if "seconds" in e:
+            clock.add(e["stage"], e["seconds"])
+        tracker.on_event(e)
+
     with tracker.open() as run:
-        resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
-        data = prepare_data(cfg, log)
-        meta = read_meta(data)
+        with clock.stage("ray start, data"):
+            resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
+            data = prepare_data(cfg, log)
+            meta = read_meta(data)
         n_train = meta.counts["train"]
         gan_dir = f"generator/{cfg.gan.layer}"
         encoder_ref = cfg.encoder_weights or epoch_uri(cfg.storage, "classifier", cfg.classifier_epochs)
@@ -446,10 +464,12 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
         t = time.time()
         if todo:
             log(f"training {', '.join(s for s, _ in todo)} on {cfg.workers} Ray Train worker(s) × {per_worker} CPU")
-            fit_stages(todo, name=run_name, scaling=scaling, on_event=tracker.on_event)
+            fit_stages(todo, name=run_name, scaling=scaling, on_event=on_event)
         if tracker.diverged:
             raise DGNError(tracker.diverged)
         training_seconds = time.time() - t
+        epochs_seconds = sum(clock.seconds.get(s, 0.0) for s, _ in stages)
+        clock.add("ray train start, I/O", max(0.0, training_seconds - epochs_seconds))
         checkpoints = {s: [epoch_uri(cfg.storage, d, e) for e in saved_epochs(cfg.storage, d)]
                        for s, d in (("classifier", "classifier"), ("judge", "judge"), ("generator", gan_dir))}
         tracker.log_checkpoints(checkpoints)
@@ -460,16 +480,28 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
             log(f"quality: {summary_uri} exists and no training happened; skipped")
             summary = json.loads(_read_text(summary_uri))
         else:
-            summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,
-                                     tracker=tracker, log=log)
+            with clock.stage("quality"):
+                summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,
+                                         tracker=tracker, log=log)
             summary.update(training_seconds=training_seconds, total_seconds=time.time() - t0)
             summary["classifier_checkpoints"] = checkpoints["classifier"]
             _write_summary(cfg, summary, tracker)
 
-        atlas_stage(cfg, run=run, classifier_checkpoints=checkpoints["classifier"],
-                    generator_checkpoint=checkpoints["generator"][-1], log=log)
+        with clock.stage("atlas"):
+            atlas_stage(cfg, run=run, classifier_checkpoints=checkpoints["classifier"],
+                        generator_checkpoint=checkpoints["generator"][-1], log=log)
+        clock.probe()
+        run.log_metrics({f"job_seconds_{_metric_name(k)}": v for k, v in clock.seconds.items()}
+                        | {"job_seconds_total": clock.total, "job_probe_gflops": clock.probe_gflops,
+                           "job_seconds_total_at_reference": clock.at_reference(clock.total)})
+    for line in clock.lines():
+        log(line)
     log(tracker.hint())
-    return summary
+    return {**summary, "job": clock.summary()}
+
+
+def _metric_name(stage: str) -> str:
+    return "_".join("".join(c if c.isalnum() else " " for c in stage).split())
 
 
 def _read_text(uri: str) -> str:

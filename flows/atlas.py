@@ -15,7 +15,7 @@ PNGs, tables and plots to MLflow.
         --layers fc8 --units 0-99
     python flows/atlas.py --storage runs/default --target model.ts --layers features.10,output
     python flows/atlas.py --storage runs/default --run-name default   # log into the training run
-    python flows/atlas.py --dry-run                                   # a tiny run end to end (seconds)
+    python flows/atlas.py --dry-run              # a tiny training run in runs/atlas-dry-run, then its atlas (seconds)
     ray job submit --working-dir . -- python flows/atlas.py --storage s3://bucket/runs/x --actors 8
 
 Outputs go to --out (default <storage>/atlas): manifest.json, items/, html/index.html.
@@ -89,52 +89,60 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
+DRY_RUN_STORAGE = "runs/atlas-dry-run"
+
+
 def dry_run_storage() -> str:
-    """A throwaway tiny training run (seconds) to render an atlas of."""
-    import tempfile
-
+    """A tiny training run (seconds) to render an atlas of, written once under runs/atlas-dry-run."""
     from dgn.atlas.demo import write_tiny_run
+    from dgn.data.uri import absolute
 
-    return write_tiny_run(tempfile.mkdtemp(prefix="dgn-atlas-dry-"))
+    storage = absolute(DRY_RUN_STORAGE)
+    if Path(storage, "generator", "fc6", "epoch=0001.pt").is_file():  # written last
+        return storage
+    return write_tiny_run(storage)
 
 
 def main(argv=None) -> int:
+    from dgn.cli import run_flow
+
     args = parse_args(argv)
-    try:
-        if not args.storage and not args.dry_run:
-            raise DGNError("--storage is required: the training run to render (a directory or s3:// prefix)")
-        if args.mlflow_run_id and args.run_name:
-            raise DGNError("give --run-name or --mlflow-run-id, not both")
-        cfg = build_config(args)
-        cfg.validate() if cfg.storage else None
-        if cfg.device == "cuda":
-            import torch
+    return run_flow(lambda: _atlas(args))
 
-            if not torch.cuda.is_available():
-                raise DGNError("--gpu was given but no CUDA device is available here")
-        if args.dry_run and not cfg.storage:
-            print("atlas: --dry-run without --storage: training a throwaway run first", flush=True)
-            cfg.storage = dry_run_storage()
-        from dgn.atlas import run_atlas
 
-        log = lambda m: print(m, flush=True)  # noqa: E731
-        if args.no_mlflow:
-            summary = run_atlas(cfg, run=None, log=log)
-        else:
-            from dgn.tracking import browse_hint
-            from dgn.tracking.atlas import open_atlas_run
+def _atlas(args: argparse.Namespace) -> int:
+    if not args.storage and not args.dry_run:
+        raise DGNError("--storage is required: the training run to render (a directory or s3:// prefix)")
+    if args.mlflow_run_id and args.run_name:
+        raise DGNError("give --run-name or --mlflow-run-id, not both")
+    cfg = build_config(args)
+    cfg.validate() if cfg.storage else None
+    if cfg.device == "cuda":
+        import torch
 
-            with open_atlas_run(storage=cfg.storage, run_name=args.run_name, run_id=args.mlflow_run_id,
-                                experiment=args.experiment, params={"atlas": cfg.to_dict()}) as run:
-                log(f"mlflow: logging into run {run.run_id}")
-                summary = run_atlas(cfg, run=run, log=log)
-            log(browse_hint())
-    except DGNError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        if not torch.cuda.is_available():
+            raise DGNError("--gpu was given but no CUDA device is available here")
+    if args.dry_run and not cfg.storage:
+        print("atlas: --dry-run without --storage: training a throwaway run first", flush=True)
+        cfg.storage = dry_run_storage()
+    from dgn.atlas import run_atlas
+    from dgn.tracking.core import scrub
+
+    log = lambda m: print(scrub(m), flush=True)  # noqa: E731
+    if args.no_mlflow:
+        summary = run_atlas(cfg, run=None, log=log)
+    else:
+        from dgn.tracking import browse_hint
+        from dgn.tracking.atlas import open_atlas_run
+
+        with open_atlas_run(storage=cfg.storage, run_name=args.run_name, run_id=args.mlflow_run_id,
+                            experiment=args.experiment, params={"atlas": cfg.to_dict()}) as run:
+            log(f"mlflow: logging into run {run.run_id}")
+            summary = run_atlas(cfg, run=run, log=log)
+        log(browse_hint())
     keys = ["items_done", "items_skipped", "units_rendered", "units_per_s", "recognisability", "seconds"]
     print(json.dumps({k: summary[k] for k in keys}, indent=1, default=str))
-    print(f"done: the atlas is in {summary['out']} (open {summary['html']})")
+    log(f"done: the atlas is in {summary['out']} (open {summary['html']})")
     return 0
 
 

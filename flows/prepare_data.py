@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -74,16 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         import dgn  # noqa: F401
     except ImportError:  # run as a script from a checkout: make the repo importable
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from dgn.errors import DGNError
+    from dgn.cli import run_flow
 
-    try:
-        meta = run(cfg)
-    except (DGNError, OSError) as e:  # bad input, or storage the user pointed at (permissions, network)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {meta.counts['train']} train + {meta.counts['val']} val rows, "
-          f"{meta.num_classes} classes, to {cfg.out}")
-    return 0
+    def work() -> int:
+        from dgn.data.uri import absolute, check_writable
+
+        check_writable(cfg.out, "dataset location")
+        meta = run(replace(cfg, out=absolute(cfg.out)))
+        print(f"wrote {meta.counts['train']} train + {meta.counts['val']} val rows, "
+              f"{meta.num_classes} classes, to {cfg.out}")
+        return 0
+
+    return run_flow(work)
 
 
 if __name__ == "__main__":

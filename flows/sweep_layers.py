@@ -29,7 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dgn.errors import DGNError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,26 +70,29 @@ def build_config(args: argparse.Namespace):
 
 
 def main(argv=None) -> int:
+    from dgn.cli import run_flow
+
     args = parse_args(argv)
-    try:
-        cfg = build_config(args)
-        if cfg.tracking:
-            from dgn.tracking import check_reachable
+    return run_flow(lambda: _sweep(args))
 
-            check_reachable()
-        from dgn.sweep.run import run_sweep
 
-        result = run_sweep(cfg, log=lambda m: print(m, flush=True), fresh=args.fresh)
-    except DGNError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _sweep(args: argparse.Namespace) -> int:
+    from dgn.sweep.report import verdict_line
+    from dgn.sweep.run import run_sweep
+    from dgn.tracking.core import scrub
+
+    cfg = build_config(args)
+    if cfg.tracking:
+        from dgn.tracking import check_reachable
+
+        check_reachable()
+    log = lambda m: print(scrub(m), flush=True)  # noqa: E731
+    result = run_sweep(cfg, log=log, fresh=args.fresh)
     if result["interrupted"]:
         return 130
-    from dgn.sweep.report import verdict_line
-
     print(json.dumps({s["layer"]: round(s["best_score"], 4) for s in result["summary"]}, indent=1))
-    print(verdict_line(result["verdict"]))
-    print(f"done in {result['seconds']:.0f}s: " + ", ".join(result["files"]))
+    log(verdict_line(result["verdict"]))
+    log(f"done in {result['seconds']:.0f}s: " + ", ".join(result["files"]))
     return 0
 
 

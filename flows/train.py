@@ -11,7 +11,7 @@ DGN-AM, logs everything to MLflow and prints the line to browse it.
     python flows/train.py --data s3://bucket/ds --storage s3://bucket/runs/x
     python flows/train.py --encoder-weights alexnet.pth --data /data/imagenet-parquet --gpu --workers 8
     python flows/train.py --preset paper --config my.yaml   # the paper's faithful G losses
-    python flows/train.py --dry-run                         # a tiny end-to-end run
+    python flows/train.py --dry-run                         # a tiny end-to-end run (runs/dry-run)
     ray job submit --working-dir . -- python flows/train.py --storage s3://bucket/runs/x --workers 4
 
 Resume: run the same command again (same --storage and run name); finished
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dgn.errors import DGNError  # noqa: E402
 
+DRY_RUN_STORAGE = "runs/dry-run"  # not runs/default: a real run there must not resume the tiny one's checkpoints
 DRY_RUN = dict(n_train=200, n_val=100, classifier_epochs=1, judge_epochs=1, gan_epochs=1, am_starts=1, batch_size=32,
                gan={"warmup_steps": 2}, am={"steps": 3}, atlas_units="fc8=all;fc7=0-1;fc6=0-1;conv5=0-1")
 
@@ -46,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="dataset URI (dir or s3://) with train/ and val/ Parquet; default: the embedded set")
-    p.add_argument("--storage", help="where checkpoints and reports go (dir or s3://); default runs/default")
+    p.add_argument("--storage", help="where checkpoints and reports go (dir or s3://); default runs/default "
+                   "(runs/dry-run with --dry-run)")
     p.add_argument("--preset", choices=["default", "paper"], default=None,
                    help="G losses and AM settings: 'default' (embedded-data recipe) or 'paper' (faithful)")
     p.add_argument("--encoder-layer", help="E's layer whose code G inverts (conv3…fc8); default fc6")
@@ -101,7 +103,7 @@ def build_config(args: argparse.Namespace):
 
     over = load_config_file(args.config) if args.config else {}
     if args.dry_run:
-        over = {**DRY_RUN, **over, "gan": {**DRY_RUN["gan"], **over.get("gan", {})},
+        over = {"storage": DRY_RUN_STORAGE, **DRY_RUN, **over, "gan": {**DRY_RUN["gan"], **over.get("gan", {})},
                 "am": {**DRY_RUN["am"], **over.get("am", {})}}
     valid = {f.name for f in fields(PipelineConfig)} - {"gan", "am"}
     for section, cls in (("gan", GANConfig), ("am", AMConfig)):
@@ -132,17 +134,18 @@ def build_config(args: argparse.Namespace):
 
 
 def main(argv=None) -> int:
-    from dgn.tracking.core import scrub  # no secret's value (AWS keys, tokens) is ever printed, even inside a URI
+    from dgn.cli import run_flow
 
     args = parse_args(argv)
-    try:
-        cfg = build_config(args)
-        from dgn.pipeline import run_training
+    return run_flow(lambda: _train(args))
 
-        summary = run_training(cfg, log=lambda m: print(scrub(m), flush=True))
-    except DGNError as e:
-        print(scrub(f"error: {e}"), file=sys.stderr)
-        return 2
+
+def _train(args: argparse.Namespace) -> int:
+    from dgn.pipeline import run_training
+    from dgn.tracking.core import scrub  # no secret's value (AWS keys, tokens) is ever printed, even inside a URI
+
+    cfg = build_config(args)
+    summary = run_training(cfg, log=lambda m: print(scrub(m), flush=True))
     keys = ["classifier_val_acc", "judge_val_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio",
             "am_realism_fd", "am_realism_precision", "training_seconds", "total_seconds"]
     print(json.dumps({k: round(summary[k], 4) for k in keys if k in summary}, indent=1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from dgn.data.uri import absolute, check_writable
 from dgn.errors import DGNError
 
 DEFAULT_LAYERS = ("fc8", "fc7", "fc6", "conv5")
@@ -40,6 +41,11 @@ class AtlasConfig:
     device: str = "cpu"
     html: bool = True
 
+    def __post_init__(self) -> None:
+        self.storage, self.out, self.target_weights = map(absolute, (self.storage, self.out, self.target_weights))
+        if self.target != TARGET_RUN and not self.target.startswith("torchvision:"):
+            self.target = absolute(self.target)  # a TorchScript file
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -50,6 +56,7 @@ class AtlasConfig:
     def validate(self) -> None:
         if not self.storage:
             raise DGNError("storage is empty: give the training run's storage URI (a directory or s3:// prefix)")
+        check_writable(self.out_uri, "atlas output")
         if self.generators not in GENERATORS:
             raise DGNError(f"generators must be one of {', '.join(GENERATORS)}; got {self.generators!r}")
         for name in ("actors", "chunk", "starts", "n_real"):

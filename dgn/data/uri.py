@@ -92,6 +92,49 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
 
 
+def absolute(uri: str) -> str:
+    """The one normal form of a location, made on the driver before it reaches Ray.
+
+    Local paths (relative, ``~``, ``file://``, ``./``) become absolute paths, since Ray Train
+    workers, atlas actors and Tune trials do not run in the driver's directory; ``s3://`` URIs
+    keep their form without a trailing ``/``; ``""`` (not given) stays ``""``. So ``runs/default``,
+    ``./runs/default/`` and its absolute path are one storage everywhere (run names, manifests,
+    MLflow params).
+    """
+    if not isinstance(uri, str):
+        raise DGNError(f"location {uri!r} is not a string; give a local path or an s3://bucket/prefix URI.")
+    if not uri:
+        return uri
+    if is_s3(uri):
+        return uri.rstrip("/") if uri.rstrip("/") != "s3:/" else uri
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    elif "://" in uri:
+        scheme = uri.split("://", 1)[0]
+        raise DGNError(f"URI scheme {scheme!r} in {uri!r} is not supported; use a local path or s3://.")
+    return os.path.abspath(os.path.expanduser(uri))
+
+
+def check_writable(uri: str, what: str = "storage") -> None:
+    """Refuse, before any work, a local location that cannot become a folder we write into.
+
+    ``s3://`` locations are checked by their first request (credentials, endpoint) instead.
+    """
+    if not uri or is_s3(uri):
+        return
+    path = absolute(uri)
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise DGNError(f"{what} {uri!r} cannot be a folder: {probe} is a file; give a directory or s3:// prefix.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DGNError(f"{what} {uri!r} is not writable: no write permission on {probe}.")
+
+
 def join(uri: str, *parts: str) -> str:
     """Append path parts to a local path or an s3:// URI (always '/' for S3)."""
     if is_s3(uri):

@@ -19,6 +19,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, replace
 
+from dgn.data.uri import absolute, check_writable
 from dgn.errors import DGNError
 from dgn.nets.caffenet import check_layer
 
@@ -62,10 +63,14 @@ class SweepConfig:
     experiment: str = "dgn-sweep"  # MLflow experiment
     tracking: bool = True  # log to MLflow (driver only)
 
+    def __post_init__(self) -> None:
+        self.storage, self.data, self.run = map(absolute, (self.storage, self.data, self.run))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     def validate(self) -> None:
+        check_writable(self.storage, "storage")
         if not self.layers:
             raise DGNError("the sweep needs at least one layer; valid: " + ", ".join(LAYERS))
         for layer in self.layers:

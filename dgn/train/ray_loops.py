@@ -127,9 +127,20 @@ class Worker:
         if not self.plain:
             _report(metrics)
 
-    def put(self, event: dict) -> None:
-        if self.rank == 0 and self.queue is not None:
+    def put(self, event: dict, *, any_rank: bool = False) -> None:
+        if (self.rank == 0 or any_rank) and self.queue is not None:
             self.queue.put(event)
+
+    def agree(self, stage: str, error: DGNError | None) -> bool:
+        """True when no rank hit a user error in its set-up; else every rank learns it and the stage ends at once.
+
+        A user error (missing dataset, undecodable image, bad layer) is not a crash: restarting the worker
+        group (``--max-failures``) would only meet it again, so the rank that saw it sends its sentence to
+        the driver and every rank returns, before any collective that the others would wait in forever.
+        """
+        if error is not None:
+            self.put({"stage": stage, "diverged": str(error)}, any_rank=True)
+        return not self.any(error is not None)
 
     def wrap(self, module: torch.nn.Module, *, sync_bn: bool = False) -> torch.nn.Module:
         """DDP (and SyncBatchNorm on GPUs) when there are several workers; else the module on the device."""
@@ -218,19 +229,25 @@ def classifier_loop(cfg: dict) -> bool:
     start = done[-1] if done else 0
     if start >= epochs:
         return True
-    local, steps = _steps_per_epoch(cfg["n_train"], cfg["batch_size"], w.world, stage)
-    x, y = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
-    xv, yv = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(w.rank, w.world))
-
-    torch.manual_seed(cfg["seed"])
-    model = build_classifier(cfg)
-    opt = make_optimizer(model, cfg["lr"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(epochs * steps, 1))
+    error = None
+    try:  # everything a user's input can break, before the first collective
+        local, steps = _steps_per_epoch(cfg["n_train"], cfg["batch_size"], w.world, stage)
+        x, y = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
+        xv, yv = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(w.rank, w.world))
+        torch.manual_seed(cfg["seed"])
+        model = build_classifier(cfg)
+        opt = make_optimizer(model, cfg["lr"])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(epochs * steps, 1))
+        if start:
+            ck = load_checkpoint(epoch_uri(cfg["storage"], stage, start), stage)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+    except DGNError as e:
+        error = e
+    if not w.agree(stage, error):
+        return False
     if start:
-        ck = load_checkpoint(epoch_uri(cfg["storage"], stage, start), stage)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
         w.put({"stage": stage, "note": f"resuming at epoch {start + 1} from {epoch_uri(cfg['storage'], stage, start)}"})
     model = w.wrap(model, sync_bn=True)
     net = getattr(model, "module", model)
@@ -353,11 +370,19 @@ def generator_loop(cfg: dict) -> bool:
     start = done[-1] if done else 0
     if start >= epochs:
         return True
-    local, steps = _steps_per_epoch(cfg["n_train"], cfg["batch_size"], w.world, stage)
-    x, _ = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
-    encoder = load_encoder(cfg["encoder"]).to(w.device)
-
-    ck = load_checkpoint(epoch_uri(cfg["storage"], stage_dir, start), "gan") if start else None
+    error, fixed = None, None
+    try:  # everything a user's input can break, before the first collective
+        local, steps = _steps_per_epoch(cfg["n_train"], cfg["batch_size"], w.world, stage)
+        x, _ = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
+        if w.rank == 0:
+            fixed = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(0, 1), limit=8)[0]
+            fixed = fixed.to(w.device).float().div_(255)  # (8, 3, H, W): the reconstruction grid's images
+        encoder = load_encoder(cfg["encoder"]).to(w.device)
+        ck = load_checkpoint(epoch_uri(cfg["storage"], stage_dir, start), "gan") if start else None
+    except DGNError as e:
+        error = e
+    if not w.agree(stage, error):
+        return False
     if ck is not None:
         stats = ck["code_stats"]
     else:
@@ -370,10 +395,6 @@ def generator_loop(cfg: dict) -> bool:
     trainer.G = w.wrap(trainer.G, sync_bn=True)
     trainer.D = w.wrap(trainer.D, sync_bn=True)
     trainer.reduce = lambda vals: [v / w.world for v in w.sum(vals)]  # D/G balance decided on global losses
-    fixed = None
-    if w.rank == 0:
-        fixed = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(0, 1), limit=8)[0]
-        fixed = fixed.to(w.device).float().div_(255)  # (8, 3, H, W)
 
     for epoch in range(start + 1, epochs + 1):
         t, sums, counts = time.time(), {}, {}

@@ -10,9 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _flow(*args, env=None, timeout=400):
+def _flow(*args, env=None, timeout=400, cwd=None):
     return subprocess.run([sys.executable, str(ROOT / "flows" / "atlas.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
+                          timeout=timeout, cwd=cwd, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
 
 
 def test_help():
@@ -22,8 +22,9 @@ def test_help():
 
 def test_dry_run_end_to_end(tmp_path):
     home = tmp_path / "home"  # the default store: SQLite under $DGN_HOME (no server to start)
-    r = _flow("--dry-run", env={"DGN_HOME": str(home)})
+    r = _flow("--dry-run", env={"DGN_HOME": str(home)}, cwd=tmp_path)  # its tiny run goes to ./runs/atlas-dry-run
     assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "runs" / "atlas-dry-run" / "atlas" / "manifest.json").is_file()
     assert (home / "mlflow.db").is_file() and "mlflow: logging into run" in r.stdout
     assert '"items_done": 12' in r.stdout and "done: the atlas is in" in r.stdout
     html = r.stdout.rsplit("(open ", 1)[1].split(")")[0]

@@ -170,3 +170,34 @@ def png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# file system: a location under a file, in every flow (one line naming it, no traceback)
+
+
+def test_location_under_a_file_in_every_flow(capsys, nothing_written, tmp_path, tiny_run):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    under = str(blocker / "x")
+    cases = [("train", ["--dry-run", "--storage", under], "storage"),
+             ("atlas", ["--storage", tiny_run, "--out", under, "--no-mlflow"], "atlas output"),
+             ("sweep_layers", ["--quick", "--storage", under, "--no-tracking"], "storage"),
+             ("prepare_data", ["--out", under, "--n-train", "10", "--n-val", "10"], "dataset location")]
+    for flow_name, argv, what in cases:
+        line = one_line_error(*run_main(capsys, flow_name, *argv)[::2])
+        assert line == f"error: {what} {under!r} cannot be a folder: {blocker} is a file; give a directory or s3:// " \
+                       "prefix.", (flow_name, line)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_os_error_from_deep_inside_is_one_line(capsys):
+    """What no check foresaw (here: a folder where a file is read) still reaches the user as one line."""
+    from dgn.cli import run_flow
+
+    def work() -> int:
+        open(os.getcwd()).read()  # IsADirectoryError
+        return 0
+
+    code = run_flow(work)
+    line = one_line_error(code, capsys.readouterr().err)
+    assert line == f"error: Is a directory: {os.getcwd()!r}"

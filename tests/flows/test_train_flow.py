@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tests.support.servers import free_port
@@ -204,3 +205,31 @@ def test_run_name_of_another_storage_is_refused(tmp_path):
     line = _one_line_error(_run("--dry-run", "--storage", str(tmp_path / "run"), "--run-name", "shared"))
     assert "'shared' already belongs to storage '/elsewhere'" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_image_inside_a_worker_is_not_retried(tmp_path, ray_address):
+    """A user error that only a Ray Train worker can see (one undecodable PNG deep in the split) ends the job at once:
+    its sentence, no worker-group restart, no checkpoint, the MLflow run FAILED."""
+    import pyarrow.parquet as pq
+
+    from dgn.data import write_synthetic
+
+    data = tmp_path / "data"
+    write_synthetic(str(data), n_train=200, n_val=100, seed=0, image_size=64)
+    (part,) = sorted((data / "train").glob("*.parquet"))
+    table = pq.read_table(part)
+    images = table.column("image").to_pylist()
+    images[150] = b"\x89PNG\r\n\x1a\n-truncated"  # a PNG header, then nothing decodable
+    pq.write_table(table.set_column(table.schema.get_field_index("image"), "image",
+                                    pa.array(images, type=table.schema.field("image").type)), part)
+    storage = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("max_failures: 2\n")
+    r = _run("--dry-run", "--storage", str(storage), "--data", str(data), "--config", str(cfg),
+             env={"RAY_ADDRESS": ray_address})
+    line = _error_line(r)
+    assert "row 150 holds an image that cannot be decoded" in line, line
+    assert "restart" not in line and "resuming" not in r.stdout
+    assert not (storage / "classifier").exists() and not (storage / "quality.json").exists()
+    _, runs = _mlflow()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
