@@ -25,11 +25,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from dgn.am.dgn_am import TargetNet
 from dgn.errors import DGNError
-from dgn.nets.caffenet import IMAGENET_MEAN, IMAGENET_STD
 from dgn.nets.weights import _load_state, load_torchvision_alexnet
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -68,17 +66,16 @@ def _with_output(body: nn.Module) -> nn.Sequential:
 
 
 class ImageNetTarget(TargetNet):
-    """A torchvision classifier: images resized to 224 and ImageNet-normalised before the network."""
+    """A torchvision classifier: images brought to 224 px and ImageNet-normalised (:func:`dgn.nets.conventions.
+    imagenet_input`) before the network."""
 
     def __init__(self, model: nn.Module, *, input_size: int = 224, name: str = "torchvision"):
         super().__init__(model, input_size=input_size, name=name)
-        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[-1] != self.input_size:
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        return (images - self.mean.to(images)) / self.std.to(images)
+        from dgn.nets.conventions import imagenet_input
+
+        return imagenet_input(images, self.input_size)
 
 
 def load_torchscript_target(path: str | Path) -> TargetNet:

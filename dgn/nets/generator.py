@@ -13,6 +13,11 @@ Presets:
 - ``small``: for the embedded 64-px default — FC → 256×4×4 → 4 × [nearest
   upsample ×2, conv 3×3, BatchNorm, LeakyReLU] → conv 3×3 → sigmoid-like
   output in [0, 1]. Upsample + conv avoids the checkerboard of strided deconvs.
+- ``deepsim``: the ``paper`` layout exactly as Dosovitskiy & Brox published it
+  (fc6/fc7/fc8 codes; pool5 through three convs), so their weights load
+  (:mod:`dgn.nets.deepsim`): the 3×3 layers are stride-1 transposed convs, as
+  in the Caffe release, and the output is Caffe's (BGR, 0–255, ImageNet mean
+  subtracted), turned into RGB [0, 1] by :mod:`dgn.nets.conventions`.
 
 Images are RGB in [0, 1] (the ``paper`` preset's linear output is not
 bounded; renderers clamp).
@@ -29,7 +34,9 @@ from torch import nn
 from dgn.errors import DGNError
 
 ARCHS = ("deconv", "upsample")
-OUTPUTS = ("linear", "tanh")
+OUTPUTS = ("linear", "tanh", "caffe")
+FRONTS = ("dgn", "deepsim")
+EXTRA_CONVS = ("conv", "deconv")
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,11 @@ class GeneratorConfig:
     extra_widths: tuple[int, ...] = (0, 0, 0, 0)  # per stage: width of an extra 3x3 conv (0: none)
     norm: str = "batch"  # "batch", "group" (per image: independent of how a batch is split across workers) or "none"
     slope: float = 0.3  # LeakyReLU
-    output: str = "tanh"  # "tanh" → (tanh+1)/2 in [0,1]; "linear"
+    output: str = "tanh"  # "tanh" → (tanh+1)/2 in [0,1]; "linear"; "caffe": BGR 0–255 minus the mean → RGB [0,1]
     base_channels: int = 256
     base_size: int = 4
+    front: str = "dgn"  # spatial codes: "dgn" (3 convs + upsample) or "deepsim" (pool5: 3 convs, the last unpadded)
+    extra_conv: str = "conv"  # the extra 3x3 layers: "conv" or "deconv" (stride-1 transposed, as in DeePSiM)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,10 +73,19 @@ def generator_config(preset: str, code_shape, image_size: int | None = None, **o
             extra_widths=(512, 256, 128, 0, 0, 0),
             norm="none", slope=0.3, output="linear", image_size=image_size or 227,
         )
+    elif preset == "deepsim":
+        # the published DeePSiM generators: fc6/fc7 (4096), fc8 (1000) or pool5 (256×6×6 → Rconv6-8 → 512×4×4)
+        spatial = len(code_shape) == 3
+        base = dict(
+            arch="deconv", fc=(4096, 4096), widths=(256, 256, 128, 64, 32, 3),
+            extra_widths=(512, 256, 128, 0, 0, 0), norm="none", slope=0.3, output="caffe",
+            image_size=image_size or 227, front="deepsim", extra_conv="deconv",
+            base_channels=512 if spatial else 256,
+        )
     elif preset == "small":
         base = dict(image_size=image_size or 64)
     else:
-        raise DGNError(f"unknown generator preset {preset!r}; valid presets: paper, small")
+        raise DGNError(f"unknown generator preset {preset!r}; valid presets: paper, deepsim, small")
     base.update(overrides)
     return GeneratorConfig(code_shape=code_shape, **base)
 
@@ -90,6 +108,10 @@ class Generator(nn.Module):
             raise DGNError(f"unknown generator arch {c.arch!r}; valid: {', '.join(ARCHS)}")
         if c.output not in OUTPUTS:
             raise DGNError(f"unknown generator output {c.output!r}; valid: {', '.join(OUTPUTS)}")
+        if c.front not in FRONTS or c.extra_conv not in EXTRA_CONVS:
+            raise DGNError(f"unknown generator front {c.front!r} or extra_conv {c.extra_conv!r}; valid: "
+                           f"{', '.join(FRONTS)} and {', '.join(EXTRA_CONVS)}")
+        extra_conv = nn.ConvTranspose2d if c.extra_conv == "deconv" else nn.Conv2d
         act = lambda: nn.LeakyReLU(c.slope, inplace=True)  # noqa: E731
 
         # front end: code → (base_channels, r0, r0)
@@ -101,6 +123,13 @@ class Generator(nn.Module):
             layers += [nn.Linear(d, c.base_channels * c.base_size**2), act()]
             self.front = nn.Sequential(*layers)
             r0 = c.base_size
+        elif len(c.code_shape) == 3 and c.front == "deepsim":
+            ch, h, _ = c.code_shape  # Rconv6, Rconv7 (padded), Rconv8 (unpadded: 6 → 4)
+            self.front = nn.Sequential(
+                nn.Conv2d(ch, 512, 3, 1, 1), act(), nn.Conv2d(512, 512, 3, 1, 1), act(),
+                nn.Conv2d(512, c.base_channels, 3, 1, 0), act(),
+            )
+            r0 = h - 2
         elif len(c.code_shape) == 3:
             ch, h, _ = c.code_shape
             r0 = c.base_size * 2 ** max(0, math.ceil(math.log2(h / c.base_size)))  # 6 → 8, 13 → 16
@@ -135,22 +164,33 @@ class Generator(nn.Module):
                 break  # the paper's deconv0 is the output layer
             stages += [_norm(c.norm, w), act()]
             if extra[i]:
-                stages += [nn.Conv2d(cin, extra[i], 3, 1, 1), _norm(c.norm, extra[i]), act()]
+                stages += [extra_conv(cin, extra[i], 3, 1, 1), _norm(c.norm, extra[i]), act()]
                 cin = extra[i]
         if not (c.arch == "deconv" and cin == 3):
             stages.append(nn.Conv2d(cin, 3, 3, 1, 1))
         self.stack = nn.Sequential(*stages)
         self.out_size = r0 * 2**n_stages
 
-    def forward(self, code: torch.Tensor) -> torch.Tensor:
+    def native(self, code: torch.Tensor, *, crop: bool = True) -> torch.Tensor:
+        """The last layer's output before the output transform (for ``caffe``: BGR, 0–255, mean subtracted)."""
         c = self.config
         h = self.front(code.flatten(1) if len(c.code_shape) == 1 else code)
         if len(c.code_shape) == 1:
             h = h.view(-1, c.base_channels, c.base_size, c.base_size)  # (B, 256, 4, 4)
         x = self.stack(h)  # (B, 3, out_size, out_size)
-        if self.out_size != c.image_size:  # centre crop, 256 → 227
-            o = (self.out_size - c.image_size) // 2
-            x = x[:, :, o:o + c.image_size, o:o + c.image_size]
+        if crop and self.out_size != c.image_size:  # centre crop, 256 → 227 (offset 14, as the reference)
+            from dgn.nets.conventions import centre_crop
+
+            x = centre_crop(x, c.image_size)
+        return x
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        x = self.native(code)
         if c.output == "tanh":
             return (torch.tanh(x) + 1) / 2  # [0, 1]
+        if c.output == "caffe":
+            from dgn.nets.conventions import caffe_to_rgb
+
+            return caffe_to_rgb(x)
         return x + 0.5  # linear, centred on mid-grey
