@@ -47,15 +47,21 @@ class PipelineConfig:
     preset: str = "default"  # default | paper (the paper's faithful G losses and AM settings)
     image_size: int = 64
     classifier: str = "small"  # CaffeNet preset of E
-    classifier_epochs: int = 4
+    # Budgets: the whole default job ≤ 10 min on a 2-core machine whose 2048² matmul reads 140 GFLOP/s, with
+    # ≥ 15% margin (dgn/timing.py; measured per stage at the end of every job, README). G epochs 5 of the
+    # earlier 8: recognisability 0.74 vs 0.76 on the same run's checkpoints (epoch 4: 0.66), 3 minutes less.
+    classifier_epochs: int = 3
     classifier_lr: float = 3e-3
-    judge_epochs: int = 4
+    judge_epochs: int = 3
     judge_lr: float = 3e-3
-    gan_epochs: int = 8
+    gan_epochs: int = 5
     batch_size: int = 64
     gan: GANConfig = field(default_factory=GANConfig)
     am: AMConfig = field(default_factory=AMConfig)
     am_starts: int = 5  # DGN-AM restarts per fc8 unit in the quality check
+    # a classifier stage (E, judge) that ends at ≤ this × chance val accuracy, or whose loss has not fallen,
+    # stops the job with one line before anything is trained on it; 0: no check (dry runs: too small to learn)
+    learned_factor: float = 1.5
     n_train: int = 8000  # embedded dataset size
     n_val: int = 1000
     seed: int = 0
@@ -69,9 +75,9 @@ class PipelineConfig:
     max_failures: int = 2  # worker-group restarts from the last checkpoint before the job fails
     num_cpus: int = 0  # CPUs of the local Ray started when no RAY_ADDRESS is set; 0: all of this machine's
     # the atlas stage: every classifier epoch × these units (dgn.atlas unit specs); "none" skips it.
-    # Default: every class unit and 12 units of each hidden layer (~75 s on 2 cores, docs/atlas.md);
+    # Default: every class unit and 6 units of each hidden layer (3 epochs × 28 units, ~45 s on 2 cores);
     # the whole of every layer is a job for flows/atlas.py.
-    atlas_units: str = "fc8=all;fc7=0-11;fc6=0-11;conv5=0-11"
+    atlas_units: str = "fc8=all;fc7=0-5;fc6=0-5;conv5=0-5"
     atlas_actors: int = 2
 
     def __post_init__(self) -> None:
@@ -394,11 +400,7 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
     Everything a user can get wrong is checked before the MLflow run is created or anything is written.
     Re-running with the same storage and run name resumes: finished stages and epochs are skipped.
     """
-    import os
-
     from dgn.tracking.training import TrainingTracker
-    from dgn.train.ray_fit import Scaling, fit_stages, init_ray
-    from dgn.train.ray_loops import epoch_uri, saved_epochs
 
     # checks, before any work
     cfg.validate()
@@ -423,6 +425,21 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
     run_name = cfg.run_name or default_run_name(cfg.storage)
     t0 = time.time()
     clock = StageClock()
+    try:
+        return _run_training(cfg, clock, t0=t0, run_name=run_name, log=log)
+    finally:
+        clock.cpu.stop()
+
+
+def _run_training(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, log: Log) -> dict:
+    import os
+
+    from dgn.tracking.training import TrainingTracker
+    from dgn.train.checkpoint import load_checkpoint
+    from dgn.train.classifier import did_not_learn
+    from dgn.train.ray_fit import Scaling, fit_stages, init_ray
+    from dgn.train.ray_loops import STAGE_NAMES, epoch_uri, saved_epochs
+
     clock.probe()
 
     tracker = TrainingTracker(experiment=cfg.experiment, run_name=run_name, params=cfg.to_dict(), storage=cfg.storage,
@@ -430,15 +447,15 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
     tracker.check_name()
 
     def on_event(e: dict) -> None:
-        if "seconds" in e:
-            clock.add(e["stage"], e["seconds"])
+        if "epoch" in e:  # an epoch ended: the time since the last mark was that stage's (the first one's
+            clock.mark(e["stage"])  # includes Ray Train's start)
         tracker.on_event(e)
 
     with tracker.open() as run:
-        with clock.stage("ray start, data"):
-            resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
-            data = prepare_data(cfg, log)
-            meta = read_meta(data)
+        resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
+        data = prepare_data(cfg, log)
+        meta = read_meta(data)
+        clock.mark("ray start, data")
         n_train = meta.counts["train"]
         gan_dir = f"generator/{cfg.gan.layer}"
         encoder_ref = cfg.encoder_weights or epoch_uri(cfg.storage, "classifier", cfg.classifier_epochs)
@@ -447,16 +464,23 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
         stages = []
         if not cfg.encoder_weights:
             stages.append(("classifier", dict(common, kind="classifier", arch=cfg.classifier, epochs=cfg.classifier_epochs,
-                                              lr=cfg.classifier_lr, seed=cfg.seed)))
-        stages.append(("judge", dict(common, kind="judge", epochs=cfg.judge_epochs, lr=cfg.judge_lr, seed=cfg.judge_seed)))
+                                              lr=cfg.classifier_lr, seed=cfg.seed, learned_factor=cfg.learned_factor)))
+        stages.append(("judge", dict(common, kind="judge", epochs=cfg.judge_epochs, lr=cfg.judge_lr, seed=cfg.judge_seed,
+                                     learned_factor=cfg.learned_factor)))
         stages.append(("generator", dict(common, encoder=encoder_ref, gan=cfg.gan.to_dict(), epochs=cfg.gan_epochs,
                                          seed=cfg.seed)))
         todo = [(s, c) for s, c in stages
                 if len([e for e in saved_epochs(cfg.storage, gan_dir if s == "generator" else s)
                         if e <= c["epochs"]]) < c["epochs"]]
-        for s, _ in stages:
+        for s, c in stages:
             if all(s != t for t, _ in todo):
-                log(f"{s}: all {dict(stages)[s]['epochs']} epochs are checkpointed; skipped")
+                log(f"{s}: all {c['epochs']} epochs are checkpointed; skipped")
+                if s in STAGE_NAMES:  # a resumed run must not train the next stages on a classifier that did not learn
+                    m = load_checkpoint(epoch_uri(cfg.storage, s, c["epochs"]), s).get("metrics") or {}
+                    stuck = did_not_learn(STAGE_NAMES[s], m, num_classes=meta.num_classes, epochs=c["epochs"],
+                                          factor=cfg.learned_factor)
+                    if stuck:
+                        raise DGNError(stuck)
         cpus = int(resources.get("CPU", 1))
         per_worker = max(1, cpus // cfg.workers) if not os.environ.get("RAY_ADDRESS") else 1
         scaling = Scaling(workers=cfg.workers, gpu=cfg.device == "cuda", cpus_per_worker=per_worker,
@@ -468,8 +492,7 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
         if tracker.diverged:
             raise DGNError(tracker.diverged)
         training_seconds = time.time() - t
-        epochs_seconds = sum(clock.seconds.get(s, 0.0) for s, _ in stages)
-        clock.add("ray train start, I/O", max(0.0, training_seconds - epochs_seconds))
+        clock.mark("ray train end, I/O")
         checkpoints = {s: [epoch_uri(cfg.storage, d, e) for e in saved_epochs(cfg.storage, d)]
                        for s, d in (("classifier", "classifier"), ("judge", "judge"), ("generator", gan_dir))}
         tracker.log_checkpoints(checkpoints)
@@ -480,18 +503,19 @@ def run_training(cfg: PipelineConfig, log: Log = print) -> dict:
             log(f"quality: {summary_uri} exists and no training happened; skipped")
             summary = json.loads(_read_text(summary_uri))
         else:
-            with clock.stage("quality"):
-                summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,
-                                         tracker=tracker, log=log)
+            summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,
+                                     tracker=tracker, log=log)
             summary.update(training_seconds=training_seconds, total_seconds=time.time() - t0)
             summary["classifier_checkpoints"] = checkpoints["classifier"]
             _write_summary(cfg, summary, tracker)
+        clock.mark("quality")
 
-        with clock.stage("atlas"):
-            atlas_stage(cfg, run=run, classifier_checkpoints=checkpoints["classifier"],
-                        generator_checkpoint=checkpoints["generator"][-1], log=log)
+        atlas_stage(cfg, run=run, classifier_checkpoints=checkpoints["classifier"],
+                    generator_checkpoint=checkpoints["generator"][-1], log=log)
+        clock.mark("atlas")
         clock.probe()
         run.log_metrics({f"job_seconds_{_metric_name(k)}": v for k, v in clock.seconds.items()}
+                        | {f"job_cpu_seconds_{_metric_name(k)}": v for k, v in clock.cpu_seconds.items()}
                         | {"job_seconds_total": clock.total, "job_probe_gflops": clock.probe_gflops,
                            "job_seconds_total_at_reference": clock.at_reference(clock.total)})
     for line in clock.lines():

@@ -20,6 +20,29 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
+LEARNED_FACTOR = 1.5  # a classifier must end above this × chance accuracy on val, else the job stops
+LOSS_FALL = 0.9  # ... and its last epoch's train loss must be below this × its first steps' loss
+
+
+def did_not_learn(stage: str, metrics: dict, *, num_classes: int, epochs: int, factor: float = LEARNED_FACTOR) -> str:
+    """The one sentence that stops the job when a classifier stage ended without learning; "" when it learned.
+
+    ``metrics``: the last epoch's (``val_acc``, ``train_loss``, and ``initial_loss``: the mean loss of the
+    first steps of epoch 1). ``factor`` 0 switches the check off (a dry run's budget is too small to learn).
+    """
+    if factor <= 0:
+        return ""
+    chance = 1.0 / max(num_classes, 1)
+    acc, loss, first = metrics.get("val_acc", 0.0), metrics.get("train_loss"), metrics.get("initial_loss")
+    if acc <= factor * chance:
+        return (f"{stage} did not learn: val acc {acc:.3f} after {epochs} epoch(s) is ≤ {factor:g} × chance "
+                f"({chance:.3f}); nothing downstream was trained on it")
+    if loss is not None and first and loss >= LOSS_FALL * first:
+        return (f"{stage} did not learn: train loss {loss:.3f} after {epochs} epoch(s) has not fallen below "
+                f"{LOSS_FALL:g} × its first steps' {first:.3f}; nothing downstream was trained on it")
+    return ""
+
+
 def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-4) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from dgn.errors import DGNError
 
+STAGE_NAMES = {"classifier": "the classifier E", "judge": "the judge"}
 EPOCH_FILE = re.compile(r"^epoch=(\d{4})\.pt$")
 
 
@@ -221,7 +222,7 @@ def classifier_loop(cfg: dict) -> bool:
     threads, gpu, queue, die (test hook). Returns False when training diverged.
     """
     from dgn.train.checkpoint import load_checkpoint, save_checkpoint
-    from dgn.train.classifier import classifier_checkpoint, judge_checkpoint, make_optimizer
+    from dgn.train.classifier import LEARNED_FACTOR, classifier_checkpoint, did_not_learn, judge_checkpoint, make_optimizer
 
     w = Worker(cfg)
     stage, epochs = cfg["kind"], cfg["epochs"]
@@ -252,10 +253,12 @@ def classifier_loop(cfg: dict) -> bool:
     model = w.wrap(model, sync_bn=True)
     net = getattr(model, "module", model)
 
+    initial_loss = (ck.get("metrics") or {}).get("initial_loss", float("nan")) if start else float("nan")
+    first_steps = max(1, steps // 10)  # epoch 1's first steps: the loss a stage that learns must fall below
     for epoch in range(start + 1, epochs + 1):
         t = time.time()
         model.train()
-        loss_sum = correct = n = 0.0
+        loss_sum = correct = n = first_sum = first_n = 0.0
         bad = False
         for i, (xb, yb) in enumerate(_batches(x, y, local=local, steps=steps, seed=cfg["seed"] * 1000 + epoch
                                               + 7919 * w.rank, device=w.device)):
@@ -271,6 +274,8 @@ def classifier_loop(cfg: dict) -> bool:
                 bad = True
                 break
             loss_sum += loss.item() * len(yb)
+            if epoch == 1 and i < first_steps:
+                first_sum, first_n = first_sum + loss.item() * len(yb), first_n + len(yb)
             correct += (logits.argmax(1) == yb).sum().item()
             n += len(yb)
         if bad:
@@ -287,9 +292,12 @@ def classifier_loop(cfg: dict) -> bool:
                 v_loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
                 v_correct += (logits.argmax(1) == yb).sum().item()
                 v_n += len(yb)
-        loss_sum, correct, n, v_loss, v_correct, v_n = w.sum([loss_sum, correct, n, v_loss, v_correct, v_n])
+        loss_sum, correct, n, v_loss, v_correct, v_n, first_sum, first_n = w.sum(
+            [loss_sum, correct, n, v_loss, v_correct, v_n, first_sum, first_n])
+        if epoch == 1:
+            initial_loss = first_sum / max(first_n, 1)
         m = {"train_loss": loss_sum / n, "train_acc": correct / n, "val_loss": v_loss / max(v_n, 1),
-             "val_acc": v_correct / max(v_n, 1)}
+             "val_acc": v_correct / max(v_n, 1), "initial_loss": initial_loss}
         uri = epoch_uri(cfg["storage"], stage, epoch)
         if w.rank == 0:
             if stage == "judge":
@@ -304,6 +312,11 @@ def classifier_loop(cfg: dict) -> bool:
         w.put({"stage": stage, "epoch": epoch, "epochs": epochs, "metrics": m, "checkpoint": uri,
                "seconds": time.time() - t})
         w.report({**m, "epoch": epoch})
+    stuck = did_not_learn(STAGE_NAMES[stage], m, num_classes=cfg["num_classes"], epochs=epochs,
+                          factor=cfg.get("learned_factor", LEARNED_FACTOR))
+    if stuck:
+        w.put({"stage": stage, "diverged": stuck})
+        return False
     return True
 
 

@@ -233,3 +233,39 @@ def test_corrupt_image_inside_a_worker_is_not_retried(tmp_path, ray_address):
     assert not (storage / "classifier").exists() and not (storage / "quality.json").exists()
     _, runs = _mlflow()
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
+
+
+def test_a_classifier_that_does_not_learn_stops_the_job(tmp_path, ray_address):
+    """Labels that carry nothing (shuffled): E ends at chance, the job stops with that figure before the judge and G,
+    the run is FAILED; the same command again stops at once, not training the next stages on the stuck E."""
+    import pyarrow.parquet as pq
+
+    from dgn.data import write_synthetic
+
+    data = tmp_path / "data"
+    write_synthetic(str(data), n_train=200, n_val=100, seed=0, image_size=64)
+    for split in ("train", "val"):
+        for part in sorted((data / split).glob("*.parquet")):
+            t = pq.read_table(part)
+            order = torch_perm(t.num_rows, seed=1 if split == "train" else 2)  # images shuffled against labels
+            idx = t.schema.get_field_index("image")
+            pq.write_table(t.set_column(idx, "image", t.column("image").take(pa.array(order))), part)
+    storage = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("learned_factor: 1.5\n")
+    args = ("--dry-run", "--storage", str(storage), "--data", str(data), "--config", str(cfg))
+    line = _error_line(_run(*args, env={"RAY_ADDRESS": ray_address}))
+    assert line.startswith("error: the classifier E did not learn: val acc 0.") and "× chance (0.100)" in line, line
+    assert (storage / "classifier" / "epoch=0001.pt").is_file()
+    assert not (storage / "judge").exists() and not (storage / "generator").exists()
+    _, runs = _mlflow()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    again = _run(*args, env={"RAY_ADDRESS": ray_address})
+    assert _error_line(again) == line
+    assert "training " not in again.stdout and not (storage / "judge").exists()
+
+
+def torch_perm(n: int, seed: int) -> list[int]:
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
