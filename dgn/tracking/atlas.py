@@ -1,10 +1,13 @@
 """What an atlas puts in MLflow (driver only; the atlas actors hand results back).
 
 Per (layer, epoch): the labelled grid as a stepped image (``atlas-<layer>``,
-step = epoch: the UI's slider shows the evolution), the per-unit PNGs, the
+step = epoch: the UI's slider shows the evolution; step 0 repeats the newest
+epoch's grid, where the image card opens), the per-unit PNGs, the
 grid and the table under ``atlas/<layer>/epoch=<NNNN>/`` (the table also as an
 MLflow table, ``table.json``), and ``atlas_<layer>_*`` metrics at that step.
 At the end: the plots and the static HTML atlas (the same tree) under ``atlas/``.
+The atlas's config goes to ``atlas/config.json``, never into params: MLflow's
+image cards print every param of the run above the grid.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def open_atlas_run(*, storage: str, run_name: str = "", run_id: str = "", experi
     ``run_id``: continue exactly that run. ``run_name``: the run of that name in
     ``experiment`` (default ``dgn-train``, where flows/train.py logs). Neither:
     a run ``atlas-<storage folder>`` in ``experiment`` (default ``dgn-atlas``).
+    ``params`` (the atlas's config) goes to the artifact ``atlas/config.json``
+    of that run, not into its params (see the module docstring).
     """
     from dgn.tracking.core import _client, check_reachable, open_run, tracking_uri
 
@@ -69,9 +74,13 @@ def open_atlas_run(*, storage: str, run_name: str = "", run_id: str = "", experi
 
             raise DGNError(f"MLflow run id {run_id!r} does not exist at {uri}") from None
         client.update_run(run_id, status="RUNNING")
-        return Run(client, run_id, resumed=True)
-    if run_name:
-        return open_run(experiment=experiment or "dgn-train", run_name=run_name, params=None)
-    name = "atlas-" + (storage.rstrip("/").rsplit("/", 1)[-1] or "run")
-    return open_run(experiment=experiment or "dgn-atlas", run_name=name, params=params,
-                    tags={"dgn.storage": storage, "dgn.flow": "atlas"})
+        run = Run(client, run_id, resumed=True)
+    elif run_name:
+        run = open_run(experiment=experiment or "dgn-train", run_name=run_name)
+    else:
+        name = "atlas-" + (storage.rstrip("/").rsplit("/", 1)[-1] or "run")
+        run = open_run(experiment=experiment or "dgn-atlas", run_name=name,
+                       tags={"dgn.storage": storage, "dgn.flow": "atlas"})
+    if params:
+        run.log_config(params, "atlas/config.json")
+    return run

@@ -12,6 +12,15 @@ Secrets (AWS keys, tokens, passwords) are scrubbed from everything logged:
 params and tags whose name looks secret are masked, and the values of the
 secret environment variables are replaced wherever they appear — in params,
 tags, texts, tables, and in artifact files (uploaded as scrubbed copies).
+
+Two things MLflow's UI (3.17) does that shape what a run holds, because a run's
+stepped images are what a user opens it for (run page → Model metrics):
+
+- an image card prints *every* param of the run, ``key=value, ...``, above the
+  image, so a run with images keeps its whole config in a ``config.json``
+  artifact and only a few headline params (:meth:`Run.log_config`);
+- an image card opens at step 0, and dgn's steps are epochs (1, 2, ...), so
+  step 0 of each image key repeats its newest image (:meth:`Run.log_image`).
 """
 
 from __future__ import annotations
@@ -119,6 +128,12 @@ def _scrubbed(path: Path):
         yield copy
 
 
+def masked(d: Mapping) -> dict:
+    """A nested config with the values of secret-looking names masked (the values of secrets are scrubbed on upload)."""
+    return {k: masked(v) if isinstance(v, Mapping) else MASK if _SECRET_NAME.search(str(k)) else v
+            for k, v in d.items()}
+
+
 def flatten(d: Mapping, prefix: str = "") -> dict[str, str]:
     """Nested config → ``{"gan.w_adv": "0.01", ...}``, secrets masked, values cut to MLflow's 6000 chars."""
     out: dict[str, str] = {}
@@ -147,6 +162,8 @@ class Run:
         self.client = client
         self.run_id = run_id
         self.resumed = resumed
+        self._newest: dict[str, int] | None = None  # image key → its newest logged step (read on first use)
+        self._last_ts = 0
 
     # writing
     def log_params(self, params: Mapping) -> None:
@@ -175,11 +192,54 @@ class Run:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, MASK if _SECRET_NAME.search(k) else scrub(str(v)))
 
+    def log_config(self, config: Mapping, artifact_file: str = "config.json", *, params=()) -> None:
+        """The whole (nested) config as a JSON artifact; only the flattened names in ``params`` as params.
+
+        MLflow's image cards print every param of the run above its image, so a
+        run with images keeps its params few (the runs table still has them).
+        The artifact holds the config of the latest attempt; params keep their
+        first values (MLflow refuses to change a logged param).
+        """
+        self.log_dict(masked(config), artifact_file)
+        flat = flatten(config)
+        if params:
+            self.log_params({k: flat[k] for k in params if k in flat})
+
     def log_image(self, image, *, key: str, step: int) -> None:
-        """A stepped image (the UI's slider): ``image`` is a PIL image or an (H, W, 3) uint8 array."""
+        """A stepped image (the UI's slider): ``image`` is a PIL image or an (H, W, 3) uint8 array.
+
+        The image goes to ``step``, and also to step 0 when it is the newest of
+        its key (``step`` ≥ every step logged before): MLflow's image card
+        opens at step 0 (where dgn logs no epoch), so the card first shows the
+        newest image and its slider steps through the others. Where step 0
+        holds several images the UI shows the last logged (they sort by their
+        timestamps, which are kept increasing here).
+        """
         if "/" in key:
             raise ValueError(f"MLflow image keys may not hold '/': {key!r}")
-        self.client.log_image(self.run_id, image, key=key, step=step)
+        newest = self._newest_steps()
+        self._log_image(image, key, step)
+        if step > 0 and step >= newest.get(key, 0):
+            self._log_image(image, key, 0)
+        newest[key] = max(step, newest.get(key, 0))
+
+    def _log_image(self, image, key: str, step: int) -> None:
+        import time
+
+        self._last_ts = max(int(time.time() * 1000), self._last_ts + 1)
+        self.client.log_image(self.run_id, image, key=key, step=step, timestamp=self._last_ts)
+
+    def _newest_steps(self) -> dict[str, int]:
+        """Image key → the newest step already in the run (``images/<key>+step+<n>+timestamp+...``)."""
+        if self._newest is None:
+            self._newest = {}
+            for a in self.client.list_artifacts(self.run_id, "images"):
+                name = a.path.rsplit("/", 1)[-1]
+                key, sep, rest = name.partition("+step+")
+                step = rest.split("+", 1)[0]
+                if sep and step.isdigit():
+                    self._newest[key] = max(int(step), self._newest.get(key, 0))
+        return self._newest
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         """A file or a folder's files; any holding a secret's value is uploaded as a scrubbed copy."""

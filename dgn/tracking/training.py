@@ -4,12 +4,16 @@ Ray Train workers put events on a queue (dgn/train/ray_loops.py); the driver
 hands each one to :meth:`TrainingTracker.on_event`, which prints a progress
 line and logs, into the one MLflow run of this training run:
 
-- params: the flattened config (``gan.w_adv``, ``am.steps``, ...), once;
+- the config: all of it as the artifact ``config.json``; as params only
+  :data:`HEADLINE_PARAMS` (MLflow's image cards print every param of the run
+  above the image: the whole flattened config filled the ``reconstructions``
+  and ``atlas-*`` cards and hid their images);
 - metrics per epoch (``step`` = epoch): ``classifier_train_loss``,
   ``classifier_val_acc``, ``judge_val_acc``, ``generator_image``,
   ``generator_feature``, ``generator_adversarial``, ``generator_d_acc``, ...;
 - a reconstruction grid per G epoch: ``log_image(key="reconstructions", step=epoch)``
-  (top row real val images, bottom row G(E(x)));
+  (top row real val images, bottom row G(E(x))); step 0 repeats the newest
+  (the image card opens there, :meth:`dgn.tracking.core.Run.log_image`);
 - checkpoint URIs: tags ``checkpoint.<stage>.<NNNN>`` and the artifact ``checkpoints.json``;
 - the quality report: metrics ``quality_*``, ``quality.json`` and the montages as artifacts.
 
@@ -25,6 +29,9 @@ from pathlib import Path
 from dgn.tracking.core import Run, browse_hint, check_reachable, open_run, tracking_uri
 
 Log = Callable[[str], None]
+# The training run's params (flattened names), few and short on purpose: MLflow's image cards print every param
+# above the image (a long storage path also widens the card's content). The whole config is config.json.
+HEADLINE_PARAMS = ("storage", "workers", "gan.w_adv")
 STAGE_TITLES = {"classifier": "classifier E", "judge": "judge", "generator": "generator G"}
 
 
@@ -59,8 +66,9 @@ class TrainingTracker:
                                "pass another --run-name, or the same --storage to resume it")
 
     def open(self) -> Run:
-        self.run = open_run(experiment=self.experiment, run_name=self.run_name, params=self.params,
+        self.run = open_run(experiment=self.experiment, run_name=self.run_name,
                             tags={"dgn.storage": self.storage, "dgn.flow": "train"})
+        self.run.log_config(self.params, "config.json", params=HEADLINE_PARAMS)
         how = "continuing" if self.run.resumed else "new"
         self.log(f"mlflow: {how} run {self.run_name!r} (id {self.run.run_id}) in experiment {self.experiment!r} "
                  f"at {tracking_uri()}")
