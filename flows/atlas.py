@@ -16,6 +16,9 @@ PNGs, tables and plots to MLflow.
     python flows/atlas.py --storage runs/default --target model.ts --layers features.10,output
     python flows/atlas.py --storage runs/default --run-name default   # log into the training run
     python flows/atlas.py --dry-run              # a tiny training run in runs/atlas-dry-run, then its atlas (seconds)
+    python flows/atlas.py --generator deepsim:fc6=upconvGAN_fc6.pt --bounds act_range/3x/fc6.txt \\
+        --target torchvision:alexnet --target-weights alexnet.pt --layers fc8 --units 643,624,304,629,437
+                                                 # the published DeePSiM prior, no run (docs/deepsim.md)
     ray job submit --working-dir . -- python flows/atlas.py --storage s3://bucket/runs/x --actors 8
 
 Outputs go to --out (default <storage>/atlas): manifest.json, items/, html/index.html.
@@ -52,6 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--generators", choices=["latest", "all"], default="latest",
                    help="latest: the final G on every classifier epoch; all: every G epoch on one target")
     p.add_argument("--generator-layer", default="", help="which generator/<layer>/ to use (default fc6)")
+    p.add_argument("--generator", default="", help="a published prior instead of a run's G: deepsim:LAYER=FILE "
+                                                  "(fc6, fc7, fc8, pool5; an upconvGAN state dict); no --storage needed")
+    p.add_argument("--bounds", default="", help="code bounds for --generator: a file in the reference's act_range "
+                                               "format, or imagefolder:DIR (mean + 3σ through the target)")
+    p.add_argument("--data", default="", help="a contract dataset whose val images give best-real activations "
+                                             "(default: the run's; none for --generator)")
     p.add_argument("--actors", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch threads per actor (0: CPUs / actors)")
     p.add_argument("--chunk", type=int, default=64, help="units per work item (one batched DGN-AM)")
@@ -85,7 +94,14 @@ def build_config(args: argparse.Namespace):
         generators=args.generators, generator_layer=args.generator_layer,
         actors=over.pop("actors", args.actors) if args.actors == 2 else args.actors, threads=args.threads,
         chunk=over.pop("chunk", args.chunk) if args.chunk == 64 else args.chunk, am=am, starts=args.starts,
-        seed=args.seed, device="cuda" if args.gpu else "cpu", n_real=over.pop("n_real", 1000))
+        seed=args.seed, device="cuda" if args.gpu else "cpu", n_real=over.pop("n_real", 1000),
+        generator=args.generator, bounds=args.bounds, data=args.data)
+    if cfg.published and not cfg.storage and not cfg.out:  # its own folder per prior and target
+        from dgn.data.uri import absolute
+
+        layer = args.generator.removeprefix("deepsim:").split("=", 1)[0]
+        name = cfg.target.removeprefix("torchvision:").replace("/", "_").rsplit("_", 1)[-1].removesuffix(".ts")
+        cfg.out = absolute(f"runs/atlas-deepsim-{layer}-{name}")
     return cfg
 
 
@@ -111,12 +127,14 @@ def main(argv=None) -> int:
 
 
 def _atlas(args: argparse.Namespace) -> int:
-    if not args.storage and not args.dry_run:
+    if not args.storage and not args.dry_run and not args.generator:
         raise DGNError("--storage is required: the training run to render (a directory or s3:// prefix)")
     if args.mlflow_run_id and args.run_name:
         raise DGNError("give --run-name or --mlflow-run-id, not both")
+    if args.generator and args.dry_run:
+        raise DGNError("--dry-run renders a throwaway run; with --generator give --steps 3 --units 0-3 instead")
     cfg = build_config(args)
-    cfg.validate() if cfg.storage else None
+    cfg.validate() if cfg.storage or cfg.published else None
     if cfg.device == "cuda":
         import torch
 
@@ -135,7 +153,7 @@ def _atlas(args: argparse.Namespace) -> int:
         from dgn.tracking import browse_hint
         from dgn.tracking.atlas import open_atlas_run
 
-        with open_atlas_run(storage=cfg.storage, run_name=args.run_name, run_id=args.mlflow_run_id,
+        with open_atlas_run(storage=cfg.storage or cfg.out_uri, run_name=args.run_name, run_id=args.mlflow_run_id,
                             experiment=args.experiment, params={"atlas": cfg.to_dict()}) as run:
             log(f"mlflow: logging into run {run.run_id}")
             summary = run_atlas(cfg, run=run, log=log)

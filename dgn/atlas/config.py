@@ -40,11 +40,23 @@ class AtlasConfig:
     n_real: int = 1000  # validation images for best-real activations and dead-unit detection
     device: str = "cpu"
     html: bool = True
+    # a published prior instead of the run's G: "deepsim:fc6=FILE" (dgn.nets.deepsim); storage is then optional
+    generator: str = ""
+    bounds: str = ""  # its code bounds: an act_range-format file, or "imagefolder:DIR" (mean + 3σ through the target)
+    data: str = ""  # a contract dataset for best-real activations (default: the run's data; none for a deepsim G)
 
     def __post_init__(self) -> None:
         self.storage, self.out, self.target_weights = map(absolute, (self.storage, self.out, self.target_weights))
         if self.target != TARGET_RUN and not self.target.startswith("torchvision:"):
             self.target = absolute(self.target)  # a TorchScript file
+        if self.generator.startswith("deepsim:") and "=" in self.generator:
+            layer, path = self.generator.split("=", 1)
+            self.generator = f"{layer}={absolute(path)}"
+        if self.bounds:
+            folder = self.bounds.startswith("imagefolder:")
+            path = absolute(self.bounds.removeprefix("imagefolder:"))
+            self.bounds = f"imagefolder:{path}" if folder else path
+        self.data = absolute(self.data)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,8 +65,32 @@ class AtlasConfig:
     def out_uri(self) -> str:
         return self.out or self.storage.rstrip("/") + "/atlas"
 
+    @property
+    def published(self) -> bool:
+        """A published prior (deepsim:…) rather than the run's own G."""
+        return bool(self.generator)
+
     def validate(self) -> None:
-        if not self.storage:
+        if self.published:
+            from dgn.nets.deepsim import parse_spec
+
+            layer, path = parse_spec(self.generator)
+            from pathlib import Path
+
+            if not Path(path).is_file():
+                raise DGNError(f"generator weights {path!r} do not exist (deepsim:{layer}=FILE: a local upconvGAN "
+                               "state dict; see docs/deepsim.md)")
+            if self.target == TARGET_RUN:
+                raise DGNError("a deepsim generator needs a target: --target torchvision:NAME (with --target-weights) "
+                               "or a TorchScript file")
+            if self.generators != "latest":
+                raise DGNError("--generators all is for a run's G checkpoints, not a deepsim generator")
+            if not self.bounds:
+                raise DGNError(f"a deepsim generator needs code bounds: --bounds FILE (the reference's act_range/3x/"
+                               f"{layer}.txt format) or --bounds imagefolder:DIR")
+            if not self.storage and not self.out:
+                raise DGNError("give --out (where the atlas goes) or --storage")
+        elif not self.storage:
             raise DGNError("storage is empty: give the training run's storage URI (a directory or s3:// prefix)")
         check_writable(self.out_uri, "atlas output")
         if self.generators not in GENERATORS:

@@ -52,15 +52,18 @@ def _f(x) -> float:
     return float(x)
 
 
-def collect(manifest: Manifest, *, class_names: list[str], class_layer: str | None) -> dict[tuple[str, int], Group]:
-    """Every recorded unit, grouped; ``class_layer`` (e.g. fc8 of the run's classifier) gets recognisability."""
+def collect(manifest: Manifest, *, class_names: list[str], class_layer: str | None,
+            unit_names: dict[str, list[str]] | None = None) -> dict[tuple[str, int], Group]:
+    """Every recorded unit, grouped; ``class_layer`` (e.g. fc8 of the run's classifier) gets recognisability;
+    ``unit_names`` ({layer: names}, e.g. the ImageNet classes of a torchvision fc8) adds a ``class_name`` column."""
+    unit_names = unit_names or {}
     groups: dict[tuple[str, int], Group] = {}
     for item_id, rec in sorted(manifest.items.items()):
         res = manifest.load(item_id)
         g = groups.setdefault((rec["layer"], rec["epoch"]), Group(rec["layer"], rec["epoch"]))
         for k, u in enumerate(rec["units"]):
             label = int(res["judge_label"][k])
-            name = class_names[label] if 0 <= label < len(class_names) else str(label)
+            name = class_names[label] if 0 <= label < len(class_names) else ("" if label < 0 else str(label))
             recognised = None
             if class_layer is not None and rec["layer"] == class_layer and u < len(class_names):
                 recognised = bool(label == u)
@@ -72,6 +75,9 @@ def collect(manifest: Manifest, *, class_names: list[str], class_layer: str | No
                 "activation_ratio": _f(res["ratio"][k]), "judge_label": name, "judge_prob": _f(res["judge_prob"][k]),
                 "recognised": recognised, "dead": bool(res["dead"][k]),
             })
+            names = unit_names.get(rec["layer"])
+            if names is not None:
+                g.rows[-1]["class_name"] = names[u] if isinstance(u, int) and 0 <= u < len(names) else ""
     for g in groups.values():  # units in order
         order = sorted(range(len(g.units)), key=lambda i: (str(type(g.units[i])), g.units[i]))
         g.units = [g.units[i] for i in order]

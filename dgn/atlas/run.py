@@ -23,7 +23,14 @@ from dgn.data.uri import is_s3, join, resolve
 from dgn.errors import DGNError
 
 
+# a published prior gets the reference's settings (AMConfig's defaults: 200 steps, lr 8 → 1e-10, code × 0.99,
+# clip to [0, bound]) from the reference's start, N(0, 1) noise (dgn.nets.deepsim.reference_stats)
+DEEPSIM_AM = dict(init="noise", noise_std=1.0)
+
+
 def am_config(cfg: AtlasConfig) -> AMConfig:
+    if cfg.published:
+        return AMConfig(**{**DEEPSIM_AM, **cfg.am})
     from dgn.pipeline import DEFAULT_AM
 
     return AMConfig(**{**DEFAULT_AM, **cfg.am})
@@ -31,9 +38,54 @@ def am_config(cfg: AtlasConfig) -> AMConfig:
 
 def settings(cfg: AtlasConfig) -> dict:
     """What makes two atlases the same (a rerun with other settings may not reuse the manifest)."""
-    return {"target": cfg.target, "target_weights": cfg.target_weights, "generators": cfg.generators,
-            "generator_layer": cfg.generator_layer, "am": am_config(cfg).to_dict(), "starts": cfg.starts,
-            "seed": cfg.seed, "n_real": cfg.n_real}
+    out = {"target": cfg.target, "target_weights": cfg.target_weights, "generators": cfg.generators,
+           "generator_layer": cfg.generator_layer, "am": am_config(cfg).to_dict(), "starts": cfg.starts,
+           "seed": cfg.seed, "n_real": cfg.n_real}
+    if cfg.published:
+        out.update(generator=cfg.generator, bounds=cfg.bounds, data=cfg.data)
+    return out
+
+
+def _published_sources(cfg: AtlasConfig) -> list[Source]:
+    return [Source(epoch=0, target=cfg.target, generator=cfg.generator, run_target=False)]
+
+
+def class_layer_of(target) -> str | None:
+    """The layer whose units are the 1000 ImageNet classes: the last 1000-wide Linear (fc8, fc, classifier.6, …),
+    else a TorchScript model's 1000-wide ``output``."""
+    from torch import nn
+
+    last = None
+    for name, m in target.model.named_modules():
+        if isinstance(m, nn.Linear) and m.out_features == 1000:
+            last = name
+    if last is None and "output" in dict(target.model.named_modules()):
+        try:
+            if target.layer_shapes(["output"], 64)["output"] == (1000,):
+                last = "output"
+        except Exception:  # noqa: BLE001 — a model that cannot run at 64 px has no names here
+            pass
+    return last
+
+
+def resolve_bounds(cfg: AtlasConfig, target) -> torch.Tensor:
+    """The deepsim G's upper code bounds: read from the file, or mean + 3σ over an image folder through the target
+    (which must have the G's code layer, e.g. torchvision:alexnet's fc6); a copy goes beside the atlas."""
+    from dgn.nets.deepsim import CODE_SHAPES, bounds_from_images, load_bounds, parse_spec, save_bounds
+
+    layer, _ = parse_spec(cfg.generator)
+    if cfg.bounds.startswith("imagefolder:"):
+        shapes = target.layer_shapes([layer], 227) if layer in dict(target.model.named_modules()) else {}
+        if tuple(shapes.get(layer, ())) != CODE_SHAPES[layer]:
+            raise DGNError(f"--bounds imagefolder: needs the target to have the {layer} code layer "
+                           f"{CODE_SHAPES[layer]} (e.g. torchvision:alexnet); {cfg.target!r} has "
+                           f"{shapes.get(layer, 'no such layer')}")
+        upper = bounds_from_images(cfg.bounds.removeprefix("imagefolder:"), target, layer)
+    else:
+        upper = load_bounds(cfg.bounds, CODE_SHAPES[layer])
+    if not is_s3(cfg.out_uri):
+        save_bounds(upper, Path(cfg.out_uri.removeprefix("file://")) / f"bounds-{layer}.txt")
+    return upper
 
 
 def _exists(uri: str) -> bool:
@@ -46,17 +98,48 @@ def _exists(uri: str) -> bool:
 def _context(cfg: AtlasConfig, first: Source) -> dict:
     """Data URI, judge, class names, layer shapes: what the driver checks before any work starts."""
     from dgn.data import read_meta
+
+    if cfg.published:
+        return _published_context(cfg, first)
     from dgn.train import load_checkpoint, load_generator
 
     g, _ = load_generator(first.generator)
-    data = ""
-    if first.run_target:
+    data = cfg.data
+    if first.run_target and not data:
         data = load_checkpoint(first.target, "classifier").get("data", "")
     if not data or not _exists(join(data, "val")):
         data = join(cfg.storage, "data")
     meta = read_meta(data)
     judge = join(cfg.storage, "judge", "judge.pt")
     target = open_target(first, cfg.target_weights)
+    return _wanted(cfg, first, target, g.config.image_size, {
+        "data": data, "judge": judge if _exists(judge) else "", "class_names": meta.class_names,
+        "class_layer": "fc8" if first.run_target else None, "unit_names": {}})
+
+
+def _published_context(cfg: AtlasConfig, first: Source) -> dict:
+    """A deepsim G: no run, no judge. Best-real activations from --data if given (else ratios are NaN); ImageNet
+    class names beside the class layer's units."""
+    from dgn.nets.conventions import crop_size, imagenet_class_names
+    from dgn.nets.deepsim import build_deepsim, check_deepsim_file, parse_spec
+
+    layer, path = parse_spec(first.generator)
+    check_deepsim_file(path, layer)  # a wrong file: one line now, not in every actor
+    target = open_target(first, cfg.target_weights)
+    size = crop_size(target.input_size)
+    g = build_deepsim(layer, size, device="meta")
+    if cfg.data:
+        from dgn.data import read_meta
+
+        read_meta(cfg.data)  # readable, or one line
+    cls = class_layer_of(target)  # no judge: a run's judge knows the run's classes, not ImageNet's
+    ctx = {"data": cfg.data, "judge": "", "class_names": [],
+           "class_layer": None, "unit_names": {cls: imagenet_class_names()} if cls else {},
+           "bounds": resolve_bounds(cfg, target), "image_size": size}
+    return _wanted(cfg, first, target, g.config.image_size, ctx)
+
+
+def _wanted(cfg: AtlasConfig, first: Source, target, image_size: int, ctx: dict) -> dict:
     if cfg.layers is None and not first.run_target and target.relu_layers == frozenset():
         from dgn.nets.adapters import layer_names
 
@@ -66,7 +149,7 @@ def _context(cfg: AtlasConfig, first: Source) -> dict:
     layers = list(cfg.layers if cfg.layers is not None else DEFAULT_LAYERS)
     combos = [Objective.parse(c) for c in cfg.combine]
     needed = sorted(set(layers) | {l for o in combos for l in o.layers})
-    shapes = target.layer_shapes(needed, g.config.image_size)
+    shapes = target.layer_shapes(needed, image_size)
     check_objectives(combos, shapes)
     specs = unit_specs(cfg.units)
     stray = sorted(set(specs) - set(layers) - {"*"})
@@ -75,8 +158,7 @@ def _context(cfg: AtlasConfig, first: Source) -> dict:
     wanted: dict[str, list] = {l: parse_spec(spec_for(specs, l), shapes[l][0], layer=l) for l in layers}
     if combos:
         wanted[COMBINE] = [str(o) for o in combos]
-    return {"data": data, "judge": judge if _exists(judge) else "", "class_names": meta.class_names,
-            "wanted": wanted, "class_layer": "fc8" if first.run_target else None}
+    return {**ctx, "wanted": wanted}
 
 
 def _init_ray(cfg: AtlasConfig) -> bool:
@@ -108,7 +190,8 @@ def _make_pool(cfg: AtlasConfig, ctx: dict, token: str) -> ActorPool:
         raise DGNError("device cuda was asked for but the Ray cluster has no GPU")
     remote = ray.remote(AtlasWorker)
     kwargs = dict(judge=ctx["judge"], data=ctx["data"], am=am_config(cfg).to_dict(), starts=cfg.starts, seed=cfg.seed,
-                  n_real=cfg.n_real, device=cfg.device, threads=threads, target_weights=cfg.target_weights)
+                  n_real=cfg.n_real, device=cfg.device, threads=threads, target_weights=cfg.target_weights,
+                  bounds=ctx.get("bounds"))
 
     def make(i: int):
         return remote.options(name=f"dgn-atlas-{token}-{i}", num_cpus=per, num_gpus=gpus,
@@ -135,8 +218,11 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     """Render the atlas of ``cfg`` (skipping finished items), write it, log it to ``run``; returns a summary."""
     cfg.validate()
     t0 = time.time()
-    srcs = select_epochs(sources(cfg.storage, target=cfg.target, generators=cfg.generators,
-                                 generator_layer=cfg.generator_layer), cfg.epochs)
+    if cfg.published:
+        srcs = _published_sources(cfg)
+    else:
+        srcs = select_epochs(sources(cfg.storage, target=cfg.target, generators=cfg.generators,
+                                     generator_layer=cfg.generator_layer), cfg.epochs)
     ctx = _context(cfg, srcs[0])
     out = cfg.out_uri
     manifest = Manifest.open(out, settings(cfg))
@@ -175,7 +261,8 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     # the static atlas and MLflow, from everything the manifest holds
     what = "G epoch" if cfg.generators == "all" else "epoch"
     prefix = "atlas-by-generator" if cfg.generators == "all" else "atlas"
-    groups = collect(manifest, class_names=ctx["class_names"], class_layer=ctx["class_layer"])
+    groups = collect(manifest, class_names=ctx["class_names"], class_layer=ctx["class_layer"],
+                     unit_names=ctx["unit_names"])
     root, remote = _site_root(cfg)
     run_id = getattr(run, "run_id", None)
     for g in groups.values():
@@ -187,7 +274,9 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
             log_group(run, g, folder, grid_image(g, what=what), prefix=prefix)
             manifest.mark_logged(run_id, logged_key)
     write_plots(root, groups, what=what)
-    index = write_html(root, groups, title=f"DGN-AM atlas of {cfg.storage}", what=what) if cfg.html else None
+    title = f"DGN-AM atlas of {cfg.target} with {cfg.generator.split('=')[0]}" if cfg.published else \
+        f"DGN-AM atlas of {cfg.storage}"
+    index = write_html(root, groups, title=title, what=what) if cfg.html else None
     if remote:
         _upload(root, join(out, "html"))
     summary = _summary(cfg, groups, ctx, items=items, skipped=skipped, stats=stats, pool_seconds=pool_seconds,

@@ -35,7 +35,8 @@ def _page(title: str, body: str) -> str:
 
 
 def grid_image(g: Group, *, what: str = "epoch") -> Image.Image:
-    subs = [("DEAD" if r["dead"] else f"r={fmt(r['activation_ratio'])} {r['judge_label'][:8]}") for r in g.rows]
+    subs = [("DEAD" if r["dead"] else f"r={fmt(r['activation_ratio'])} "
+             f"{r['class_name'][:12] if r.get('class_name') else r['judge_label'][:8]}") for r in g.rows]
     names = [(n if len(n) <= 14 else n[:13] + "…") for n in (g.unit_name(i) for i in range(len(g.units)))]
     return labelled_grid(g.images, names, subs, dead=[r["dead"] for r in g.rows],
                          title=f"{g.layer} · {what} {g.epoch}")
@@ -124,6 +125,7 @@ def _layer_pages(d: Path, layer: str, gs: list[Group], *, what: str) -> None:
     units = "".join(
         f"<figure><a href='{_unit_page_name(latest, i)}'><img class='u' src='epoch={latest.epoch:04d}/"
         f"{latest.file_name(i)}'></a><br>{html.escape(latest.unit_name(i))}"
+        + (f" <i>{html.escape(latest.rows[i]['class_name'])}</i>" if latest.rows[i].get("class_name") else "")
         + (" <span class='dead'>dead</span>" if latest.rows[i]["dead"] else "") + "</figure>"
         for i in range(len(latest.units)))
     grids = "".join(f"<h2>{what} {g.epoch}</h2><img src='epoch={g.epoch:04d}/grid.png'>" for g in reversed(gs))
@@ -139,11 +141,12 @@ def _layer_pages(d: Path, layer: str, gs: list[Group], *, what: str) -> None:
         figs = "".join(f"<figure><img class='u' src='epoch={g.epoch:04d}/{g.file_name(i)}'><br>{what} {g.epoch}"
                        f"</figure>" for g, i in seq)
         cols = ["activation", "best_real", "activation_ratio", "judge_label", "judge_prob", "recognised", "dead"]
+        cols += ["class_name"] if "class_name" in g0.rows[i0] else []
         trs = "".join("<tr><td>" + str(g.epoch) + "</td>" + "".join(
             f"<td class='{'dead' if c == 'dead' and g.rows[i]['dead'] else ''}'>"
             f"{html.escape(_cell(g.rows[i][c]))}</td>"
             for c in cols) + "</tr>" for g, i in seq)
         body = (f"<p><a href='index.html'>{html.escape(layer)}</a> · <a href='../index.html'>all layers</a></p>"
-                f"<h1>{html.escape(g0.unit_name(i0))}</h1>{figs}<table><tr><th>{what}</th>"
+                f"<h1>{html.escape(g0.unit_name(i0))} {html.escape(g0.rows[i0].get('class_name', ''))}</h1>{figs}<table><tr><th>{what}</th>"
                 + "".join(f"<th>{c}</th>" for c in cols) + f"</tr>{trs}</table>")
         (d / _unit_page_name(g0, i0)).write_text(_page(g0.unit_name(i0), body))

@@ -47,13 +47,14 @@ def start_codes(objectives: list[str], starts: int, stats: dict, cfg: AMConfig, 
 
 class AtlasWorker:
     def __init__(self, *, judge: str, data: str, am: dict, starts: int = 1, seed: int = 0, n_real: int = 1000,
-                 device: str = "cpu", threads: int = 0, target_weights: str = ""):
+                 device: str = "cpu", threads: int = 0, target_weights: str = "", bounds: torch.Tensor | None = None):
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.am = AMConfig(**am)
         self.starts, self.seed, self.n_real = starts, seed, n_real
         self.data_uri, self.target_weights = data, target_weights
+        self.bounds = bounds  # upper code bounds of a deepsim G (dgn.nets.deepsim)
         from dgn.train import load_judge
 
         self.judge = load_judge(judge).to(self.device) if judge else None
@@ -66,14 +67,6 @@ class AtlasWorker:
     # helpers
 
     def _load(self, src: Source) -> tuple[bool, bool]:
-        g_new = src.generator != self._g_uri
-        if g_new:
-            from dgn.train import load_generator
-
-            g, ck = load_generator(src.generator)
-            self.G, self.stats = g.to(self.device), ck["code_stats"]
-            self._g_uri = src.generator
-            self.loads["generator"] += 1
         t_new = (src.target, src.run_target) != self._t_key
         if t_new:
             self.T = open_target(src, self.target_weights)
@@ -81,6 +74,28 @@ class AtlasWorker:
             self._t_key = (src.target, src.run_target)
             self._best = {}
             self.loads["target"] += 1
+        from dgn.nets.deepsim import is_deepsim
+
+        g_key = src.generator
+        if is_deepsim(src.generator):  # its 256 px are centre-cropped to the target's input size
+            from dgn.nets.conventions import crop_size
+
+            g_key = (src.generator, crop_size(self.T.input_size))
+        g_new = g_key != self._g_uri
+        if g_new:
+            if is_deepsim(src.generator):
+                from dgn.nets.deepsim import load_deepsim, parse_spec, reference_stats
+
+                layer, path = parse_spec(src.generator)
+                g, stats = load_deepsim(path, layer, image_size=g_key[1]), reference_stats(self.bounds)
+            else:
+                from dgn.train import load_generator
+
+                g, ck = load_generator(src.generator)
+                stats = ck["code_stats"]
+            self.G, self.stats = g.to(self.device), stats
+            self._g_uri = g_key
+            self.loads["generator"] += 1
         return t_new, g_new
 
     def real_images(self) -> torch.Tensor:
@@ -94,7 +109,11 @@ class AtlasWorker:
 
     @torch.no_grad()
     def _layer_best(self, layer: str) -> torch.Tensor:
-        """Highest reported value of every channel (centre position for conv layers) over real images: (C,)."""
+        """Highest reported value of every channel (centre position for conv layers) over real images: (C,);
+        NaN without real images (a published prior with no --data)."""
+        if layer not in self._best and not self.data_uri:
+            shape = self.T.layer_shapes([layer], self.G.config.image_size, self.device)[layer]
+            self._best[layer] = torch.full((shape[0],), float("nan"))
         if layer not in self._best:
             x, best = self.real_images(), None
             for i in range(0, len(x), 256):
@@ -136,7 +155,9 @@ class AtlasWorker:
         rows = pick * K + torch.arange(K)
         images = res.images[rows].cpu().float()  # (K, 3, H, W)
         act = res.activations.cpu().float()[rows]
-        if item.layer == COMBINE:
+        if item.layer == COMBINE and not self.data_uri:
+            best = torch.full((K,), float("nan"))
+        elif item.layer == COMBINE:
             real = self.real_images()
             best = best_real_activations(self.T, objs, [real[i:i + 256].to(self.device) for i in range(0, len(real), 256)])
             best = best.cpu().float()
@@ -150,9 +171,11 @@ class AtlasWorker:
             labels, probs = torch.full((K,), -1), torch.full((K,), float("nan"))
         grad_max = grads.view(S, K).amax(0)
         trace_max = res.trace.view(S, K, -1).amax((0, 2)).float()
-        dead = (best <= 0) & (grad_max == 0) & (trace_max <= 0)
+        dead = ((best <= 0) | best.isnan()) & (grad_max == 0) & (trace_max <= 0)
+        from dgn.nets.conventions import display_uint8
+
         return {
-            "images": (images.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy(),  # (K, H, W, 3)
+            "images": display_uint8(images).numpy(),  # (K, H, W, 3)
             "activation": act.numpy(), "objective": obj.amax(0).numpy(), "best_real": best.numpy(),
             "ratio": ratio.numpy(), "judge_label": labels.numpy().astype(np.int64), "judge_prob": probs.numpy(),
             "dead": dead.numpy(), "grad_max": grad_max.numpy(),

@@ -135,6 +135,14 @@ def load_deepsim(path: str | Path, layer: str, *, image_size: int = 227) -> Gene
     return fill_deepsim(g, state, layer, where=f"weights file {str(path)!r}")
 
 
+def check_deepsim_file(path: str | Path, layer: str) -> None:
+    """Keys and shapes of a weights file, checked without building the network (the driver, before any work)."""
+    from dgn.nets.weights import _load_state
+
+    check_layer(layer)
+    fill_deepsim(build_deepsim(layer, 256, device="meta"), _load_state(path), layer, where=f"weights file {str(path)!r}")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """``deepsim:fc6=FILE`` → ("fc6", FILE)."""
     body = spec.removeprefix(DEEPSIM_PREFIX)
