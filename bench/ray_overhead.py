@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from dgn.data import read_meta, write_synthetic
-    from dgn.train.ray_fit import init_ray
+    from dgn.cluster import init_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="dgn-bench-ray-"))
     data = str(tmp / "data")

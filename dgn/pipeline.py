@@ -32,8 +32,11 @@ from dgn.metrics.judge import judge_predictions
 from dgn.nets import Judge, build_caffenet, check_layer
 from dgn.train.batches import tensor_batches
 from dgn.train.checkpoint import save_checkpoint
-from dgn.train.classifier import classifier_checkpoint, evaluate, judge_checkpoint, make_optimizer, train_epoch
+from dgn.train.classifier import (LEARNED_FACTOR, classifier_checkpoint, evaluate, judge_checkpoint, make_optimizer,
+                                  train_epoch)
 from dgn.train.codestats import code_stats
+from dgn.data.uri import write_bytes
+from dgn.storage import RunLayout, exists, read_text
 from dgn.timing import StageClock
 from dgn.train.gan import PAPER, GANConfig, GANTrainer
 
@@ -61,7 +64,7 @@ class PipelineConfig:
     am_starts: int = 5  # DGN-AM restarts per fc8 unit in the quality check
     # a classifier stage (E, judge) that ends at ≤ this × chance val accuracy, or whose loss has not fallen,
     # stops the job with one line before anything is trained on it; 0: no check (dry runs: too small to learn)
-    learned_factor: float = 1.5
+    learned_factor: float = LEARNED_FACTOR
     n_train: int = 8000  # embedded dataset size
     n_val: int = 1000
     seed: int = 0
@@ -149,10 +152,6 @@ def preset_config(preset: str = "default", **overrides) -> PipelineConfig:
 # helpers
 
 
-def _ckpt(storage: str, *parts: str) -> str:
-    return "/".join([storage.rstrip("/"), *parts])
-
-
 def _montage(images: torch.Tensor, path: Path, nrow: int) -> None:
     import torchvision
 
@@ -168,7 +167,7 @@ def prepare_data(cfg: PipelineConfig, log: Log = print) -> str:
     if cfg.data:
         read_meta(cfg.data)  # validates before any work starts
         return cfg.data
-    uri = _ckpt(cfg.storage, "data")
+    uri = RunLayout(cfg.storage).data
     try:
         meta = read_meta(uri)
         log(f"data: reusing the embedded dataset at {uri} ({meta.counts})")
@@ -284,7 +283,7 @@ def run_pipeline(cfg: PipelineConfig, log: Log = print) -> dict:
     def save_e(epoch, m, model, opt):
         uri = save_checkpoint(classifier_checkpoint(model, opt, epoch=epoch, metrics=m, class_names=meta.class_names,
                                                     data=data),
-                              _ckpt(cfg.storage, "classifier", f"epoch={epoch:04d}.pt"))
+                              RunLayout(cfg.storage).checkpoint("classifier", epoch))
         classifier_uris.append(uri)
         log(f"classifier epoch {epoch}/{cfg.classifier_epochs}: val acc {m['val_acc']:.3f}, loss {m['train_loss']:.3f}")
 
@@ -304,7 +303,7 @@ def run_pipeline(cfg: PipelineConfig, log: Log = print) -> dict:
     j_metrics = train_classifier(judge, train, val, epochs=cfg.judge_epochs, lr=cfg.judge_lr, batch_size=cfg.batch_size,
                                  seed=cfg.judge_seed, device=cfg.device, on_epoch=log_j)
     save_checkpoint(judge_checkpoint(judge, epoch=cfg.judge_epochs, metrics=j_metrics, seed=cfg.judge_seed),
-                    _ckpt(cfg.storage, "judge", "judge.pt"))
+                    RunLayout(cfg.storage).judge)
     judge.eval()
     timings["judge_seconds"] = time.time() - t
 
@@ -315,7 +314,7 @@ def run_pipeline(cfg: PipelineConfig, log: Log = print) -> dict:
 
     def save_g(epoch, m):
         save_checkpoint(trainer.state(epoch=epoch, metrics=m, encoder_ref=classifier_uris[-1] if classifier_uris else ""),
-                        _ckpt(cfg.storage, "generator", cfg.gan.layer, f"epoch={epoch:04d}.pt"))
+                        RunLayout(cfg.storage).generator(cfg.gan.layer, epoch))
 
     train_generator(trainer, train[0], epochs=cfg.gan_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                     on_epoch=save_g, log=log)
@@ -350,25 +349,6 @@ def check_encoder_weights(path: str) -> int:
     from dgn.train.ray_loops import load_encoder
 
     return load_encoder(path).config.image_size
-
-
-def _put_file(local: Path, uri: str) -> None:
-    """Copy a local file to ``uri`` (s3:// or a local path)."""
-    from dgn.data.uri import resolve
-
-    fs, path = resolve(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(local.read_bytes())
-
-
-def _exists(uri: str) -> bool:
-    import pyarrow.fs as pafs
-
-    from dgn.data.uri import resolve
-
-    fs, path = resolve(uri)
-    return fs.get_file_info(path).type == pafs.FileType.File
 
 
 def atlas_stage(cfg: PipelineConfig, *, run, classifier_checkpoints: list[str], generator_checkpoint: str,
@@ -437,8 +417,11 @@ def _run_training(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name
     from dgn.tracking.training import TrainingTracker
     from dgn.train.checkpoint import load_checkpoint
     from dgn.train.classifier import did_not_learn
-    from dgn.train.ray_fit import Scaling, fit_stages, init_ray
-    from dgn.train.ray_loops import STAGE_NAMES, epoch_uri, saved_epochs
+    import ray
+
+    from dgn.cluster import init_ray
+    from dgn.train.ray_fit import Scaling, fit_stages
+    from dgn.train.ray_loops import STAGE_NAMES
 
     clock.probe()
 
@@ -452,13 +435,15 @@ def _run_training(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name
         tracker.on_event(e)
 
     with tracker.open() as run:
-        resources = init_ray(cfg.num_cpus or os.cpu_count() or 1)
+        init_ray(cfg.num_cpus)
+        resources = ray.cluster_resources()
         data = prepare_data(cfg, log)
         meta = read_meta(data)
         clock.mark("ray start, data")
         n_train = meta.counts["train"]
-        gan_dir = f"generator/{cfg.gan.layer}"
-        encoder_ref = cfg.encoder_weights or epoch_uri(cfg.storage, "classifier", cfg.classifier_epochs)
+        layout = RunLayout(cfg.storage)
+        gan_dir = layout.generator_dir(cfg.gan.layer)
+        encoder_ref = cfg.encoder_weights or layout.checkpoint("classifier", cfg.classifier_epochs)
         common = dict(data=data, storage=cfg.storage, image_size=cfg.image_size, n_train=n_train,
                       batch_size=cfg.batch_size, num_classes=meta.num_classes, class_names=meta.class_names)
         stages = []
@@ -470,13 +455,13 @@ def _run_training(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name
         stages.append(("generator", dict(common, encoder=encoder_ref, gan=cfg.gan.to_dict(), epochs=cfg.gan_epochs,
                                          seed=cfg.seed)))
         todo = [(s, c) for s, c in stages
-                if len([e for e in saved_epochs(cfg.storage, gan_dir if s == "generator" else s)
+                if len([e for e in layout.epochs(gan_dir if s == "generator" else s)
                         if e <= c["epochs"]]) < c["epochs"]]
         for s, c in stages:
             if all(s != t for t, _ in todo):
                 log(f"{s}: all {c['epochs']} epochs are checkpointed; skipped")
                 if s in STAGE_NAMES:  # a resumed run must not train the next stages on a classifier that did not learn
-                    m = load_checkpoint(epoch_uri(cfg.storage, s, c["epochs"]), s).get("metrics") or {}
+                    m = load_checkpoint(layout.checkpoint(s, c["epochs"]), s).get("metrics") or {}
                     stuck = did_not_learn(STAGE_NAMES[s], m, num_classes=meta.num_classes, epochs=c["epochs"],
                                           factor=cfg.learned_factor)
                     if stuck:
@@ -484,7 +469,7 @@ def _run_training(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name
         cpus = int(resources.get("CPU", 1))
         per_worker = max(1, cpus // cfg.workers) if not os.environ.get("RAY_ADDRESS") else 1
         scaling = Scaling(workers=cfg.workers, gpu=cfg.device == "cuda", cpus_per_worker=per_worker,
-                          max_failures=cfg.max_failures, ray_storage=_ckpt(cfg.storage, "ray"))
+                          max_failures=cfg.max_failures, ray_storage=RunLayout(cfg.storage).ray)
         t = time.time()
         if todo:
             log(f"training {', '.join(s for s, _ in todo)} on {cfg.workers} Ray Train worker(s) × {per_worker} CPU")
@@ -493,15 +478,14 @@ def _run_training(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name
             raise DGNError(tracker.diverged)
         training_seconds = time.time() - t
         clock.mark("ray train end, I/O")
-        checkpoints = {s: [epoch_uri(cfg.storage, d, e) for e in saved_epochs(cfg.storage, d)]
-                       for s, d in (("classifier", "classifier"), ("judge", "judge"), ("generator", gan_dir))}
+        checkpoints = {s: layout.checkpoints(d) for s, d in (("classifier", "classifier"), ("judge", "judge"), ("generator", gan_dir))}
         tracker.log_checkpoints(checkpoints)
 
         # quality, in the driver
-        summary_uri = _ckpt(cfg.storage, "quality.json")
-        if not todo and _exists(summary_uri):
+        summary_uri = RunLayout(cfg.storage).quality
+        if not todo and exists(summary_uri):
             log(f"quality: {summary_uri} exists and no training happened; skipped")
-            summary = json.loads(_read_text(summary_uri))
+            summary = json.loads(read_text(summary_uri))
         else:
             summary = _quality_stage(cfg, data=data, meta=meta, encoder_ref=encoder_ref, checkpoints=checkpoints,
                                      tracker=tracker, log=log)
@@ -528,14 +512,6 @@ def _metric_name(stage: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in stage).split())
 
 
-def _read_text(uri: str) -> str:
-    from dgn.data.uri import resolve
-
-    fs, path = resolve(uri)
-    with fs.open_input_stream(path) as f:
-        return f.read().decode()
-
-
 def _quality_stage(cfg: PipelineConfig, *, data: str, meta, encoder_ref: str, checkpoints: dict, tracker,
                    log: Log) -> dict:
     from dgn.train.checkpoint import load_checkpoint
@@ -546,7 +522,7 @@ def _quality_stage(cfg: PipelineConfig, *, data: str, meta, encoder_ref: str, ch
     t = time.time()
     encoder = load_encoder(encoder_ref).eval()
     generator, gck = load_generator(checkpoints["generator"][-1])
-    judge = load_judge(_ckpt(cfg.storage, "judge", "judge.pt"))
+    judge = load_judge(RunLayout(cfg.storage).judge)
     val = load_split(data, "val", image_size=cfg.image_size)
     e_metrics = load_checkpoint(checkpoints["classifier"][-1], "classifier")["metrics"] if checkpoints["classifier"] \
         else {}
@@ -559,7 +535,7 @@ def _quality_stage(cfg: PipelineConfig, *, data: str, meta, encoder_ref: str, ch
                "judge_val_acc": j_metrics.get("val_acc", float("nan")), **q,
                "dead_code_units": int((gck["code_stats"]["std"] <= 1e-6).sum()), "config": cfg.to_dict()}
     for f in sorted(tmp.glob("montage-*.png")):
-        _put_file(f, _ckpt(cfg.storage, f.name))
+        write_bytes(RunLayout(cfg.storage).montage(f.name), f.read_bytes())
     tracker.log_quality({k: v for k, v in summary.items() if k != "config"}, sorted(tmp.glob("montage-*.png")))
     log(f"quality: recognisability {q['am_recognisability']:.2f}, recon judge acc {q.get('recon_judge_acc', 0):.2f}, "
         f"median activation ratio {q['am_median_activation_ratio']:.2f}, realism FD {q['am_realism_fd']:.1f}, "
@@ -571,5 +547,5 @@ def _quality_stage(cfg: PipelineConfig, *, data: str, meta, encoder_ref: str, ch
 def _write_summary(cfg: PipelineConfig, summary: dict, tracker) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dgn-summary-")) / "quality.json"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
-    _put_file(tmp, _ckpt(cfg.storage, "quality.json"))
+    write_bytes(RunLayout(cfg.storage).quality, tmp.read_bytes())
     tracker.run.log_artifact(tmp)

@@ -10,16 +10,16 @@ store (``tune.with_parameters``).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from dgn.data import join, load_split, read_meta, resolve
+from dgn.data import load_split, read_meta
 from dgn.errors import DGNError
 from dgn.nets import Judge, build_caffenet
+from dgn.storage import RunLayout, exists
 from dgn.sweep.config import SweepConfig
 from dgn.train.checkpoint import save_checkpoint
 from dgn.train.classifier import classifier_checkpoint, judge_checkpoint, load_classifier, load_judge
@@ -40,27 +40,16 @@ class Base:
 
 def last_classifier(storage: str) -> str | None:
     """URI of the highest ``classifier/epoch=NNNN.pt`` under ``storage``, or None."""
-    fs, path = resolve(join(storage, "classifier"))
-    from pyarrow import fs as pafs
-
-    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    epochs = sorted(int(m.group(1)) for i in infos if (m := re.fullmatch(r"epoch=(\d+)\.pt", i.base_name)))
-    return join(storage, "classifier", f"epoch={epochs[-1]:04d}.pt") if epochs else None
-
-
-def _exists(uri: str) -> bool:
-    from pyarrow import fs as pafs
-
-    fs, path = resolve(uri)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    found = RunLayout(storage).checkpoints("classifier")
+    return found[-1] if found else None
 
 
 def from_run(run: str, data: str = "") -> Base:
     e_uri = last_classifier(run)
     if e_uri is None:
         raise DGNError(f"run {run!r} holds no classifier/epoch=*.pt; give the storage of a finished flows/train.py run")
-    j_uri = join(run, "judge", "judge.pt")
-    if not _exists(j_uri):
+    j_uri = RunLayout(run).judge
+    if not exists(j_uri):
         raise DGNError(f"run {run!r} holds no judge/judge.pt; give the storage of a finished flows/train.py run")
     net, ck = load_classifier(e_uri)
     data = data or ck.get("data", "")
@@ -83,9 +72,9 @@ def prepare_base(cfg: SweepConfig, log: Log = print) -> Base:
                          n_train=cfg.n_train, n_val=cfg.n_val, seed=cfg.seed)
     data = prepare_data(pcfg, log)
     meta = read_meta(data)
-    e_uri = join(cfg.storage, "classifier", f"epoch={cfg.classifier_epochs:04d}.pt")
-    j_uri = join(cfg.storage, "judge", "judge.pt")
-    if _exists(e_uri) and _exists(j_uri):
+    layout = RunLayout(cfg.storage)
+    e_uri, j_uri = layout.checkpoint("classifier", cfg.classifier_epochs), layout.judge
+    if exists(e_uri) and exists(j_uri):
         log(f"base: reusing E {e_uri} and judge {j_uri}")
         return Base(data=data, classifier=e_uri, judge=j_uri, image_size=cfg.image_size,
                     num_classes=meta.num_classes, class_names=list(meta.class_names), trained_here=True)
@@ -97,7 +86,7 @@ def prepare_base(cfg: SweepConfig, log: Log = print) -> Base:
 
     def save_e(epoch, m, model, opt):
         save_checkpoint(classifier_checkpoint(model, opt, epoch=epoch, metrics=m, class_names=meta.class_names,
-                                              data=data), join(cfg.storage, "classifier", f"epoch={epoch:04d}.pt"))
+                                              data=data), layout.checkpoint("classifier", epoch))
         log(f"base: classifier epoch {epoch}/{cfg.classifier_epochs}: val acc {m['val_acc']:.3f}")
 
     train_classifier(encoder, train, val, epochs=cfg.classifier_epochs, lr=cfg.classifier_lr,

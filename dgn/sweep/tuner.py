@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dgn import cluster
 from dgn.data import join
 from dgn.errors import DGNError
 from dgn.sweep.base import Base, load_images
@@ -47,20 +48,8 @@ def experiment_path(cfg: SweepConfig) -> str:
 
 def init_ray(cfg: SweepConfig) -> bool:
     """Start a private local Ray instance (or join RAY_ADDRESS's cluster); True if this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per epoch is by design
-    if os.environ.get("RAY_ADDRESS"):  # under `ray job submit`, or a cluster the user named
-        ray.init(log_to_driver=False)
-    else:  # never attach to another user's local cluster by accident
-        # Ray runs workers at nice 15 by default; here the trials do all the work, so they run at the driver's priority
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False, object_store_memory=300_000_000,
-                 log_to_driver=False)
-    return True
+    return cluster.init_ray(cfg.num_cpus, object_store_memory=300_000_000)
 
 
 def forget_sweep(cfg: SweepConfig, log: Log = print) -> None:

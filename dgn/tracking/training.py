@@ -31,7 +31,7 @@ from dgn.tracking.core import Run, browse_hint, check_reachable, open_run, track
 Log = Callable[[str], None]
 # The training run's params (flattened names), few and short on purpose: MLflow's image cards print every param
 # above the image (a long storage path also widens the card's content). The whole config is config.json.
-HEADLINE_PARAMS = ("storage", "workers", "gan.w_adv")
+HEADLINE_PARAMS = ("preset", "workers", "gan.layer", "gan.w_adv")  # short values: the card keeps one line (storage: tag dgn.storage)
 STAGE_TITLES = {"classifier": "classifier E", "judge": "judge", "generator": "generator G"}
 
 

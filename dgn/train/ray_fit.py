@@ -31,22 +31,6 @@ class Scaling:
     ray_storage: str = ""  # Ray Train's own run state (local dir or s3://); a stage's name is appended
 
 
-def init_ray(num_cpus: int) -> dict:
-    """Join the cluster in ``RAY_ADDRESS`` (``ray job submit`` sets it), else start a local one with ``num_cpus``."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=False)
-        else:
-            # Ray runs workers at nice 15 by default; here they do all the work, so they run at the driver's priority
-            os.environ.setdefault("RAY_worker_niceness", "0")
-            # address="local": a new cluster, never one that someone else's `ray start` left on this machine
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
-    return ray.cluster_resources()
-
-
 def _storage(uri: str):
     """(storage_path, storage_filesystem) for RunConfig: S3 through the project's endpoint settings."""
     if uri.startswith("s3://"):

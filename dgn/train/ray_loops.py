@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 
@@ -34,35 +33,21 @@ import torch
 import torch.nn.functional as F
 
 from dgn.errors import DGNError
+from dgn.storage import RunLayout
 
 STAGE_NAMES = {"classifier": "the classifier E", "judge": "the judge"}
-EPOCH_FILE = re.compile(r"^epoch=(\d{4})\.pt$")
 
 
-# helpers
-
-
-def join(storage: str, *parts: str) -> str:
-    return "/".join([storage.rstrip("/"), *parts])
+# helpers (the layout itself lives in dgn.storage)
 
 
 def epoch_uri(storage: str, stage_dir: str, epoch: int) -> str:
-    return join(storage, stage_dir, f"epoch={epoch:04d}.pt")
+    return RunLayout(storage).checkpoint(stage_dir, epoch)
 
 
 def saved_epochs(storage: str, stage_dir: str) -> list[int]:
     """Epochs with a checkpoint under ``storage/stage_dir`` (local or s3://), sorted."""
-    import pyarrow.fs as pafs
-
-    from dgn.data.uri import resolve
-
-    fs, root = resolve(join(storage, stage_dir))
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    except OSError as e:
-        raise DGNError(f"cannot list checkpoints in {join(storage, stage_dir)}: {e}") from None
-    found = [EPOCH_FILE.match(i.base_name) for i in infos if i.type == pafs.FileType.File]
-    return sorted(int(m.group(1)) for m in found if m)
+    return RunLayout(storage).epochs(stage_dir)
 
 
 def load_shard(data: str, split: str, *, image_size: int, shard: tuple[int, int], limit: int | None = None
@@ -222,7 +207,7 @@ def classifier_loop(cfg: dict) -> bool:
     threads, gpu, queue, die (test hook). Returns False when training diverged.
     """
     from dgn.train.checkpoint import load_checkpoint, save_checkpoint
-    from dgn.train.classifier import LEARNED_FACTOR, classifier_checkpoint, did_not_learn, judge_checkpoint, make_optimizer
+    from dgn.train.classifier import classifier_checkpoint, did_not_learn, judge_checkpoint, make_optimizer
 
     w = Worker(cfg)
     stage, epochs = cfg["kind"], cfg["epochs"]
@@ -308,12 +293,12 @@ def classifier_loop(cfg: dict) -> bool:
             ck.update(optimizer=opt.state_dict(), scheduler=sched.state_dict())
             save_checkpoint(ck, uri)
             if stage == "judge" and epoch == epochs:
-                save_checkpoint(ck, join(cfg["storage"], "judge", "judge.pt"))  # what metrics and atlases load
+                save_checkpoint(ck, RunLayout(cfg["storage"]).judge)  # what metrics and atlases load
         w.put({"stage": stage, "epoch": epoch, "epochs": epochs, "metrics": m, "checkpoint": uri,
                "seconds": time.time() - t})
         w.report({**m, "epoch": epoch})
     stuck = did_not_learn(STAGE_NAMES[stage], m, num_classes=cfg["num_classes"], epochs=epochs,
-                          factor=cfg.get("learned_factor", LEARNED_FACTOR))
+                          factor=cfg.get("learned_factor", 0.0))  # the job passes its own
     if stuck:
         w.put({"stage": stage, "diverged": stuck})
         return False

@@ -71,7 +71,7 @@ def test_train_dry_run_then_resume(clone):
     assert (storage / "atlas" / "html" / "index.html").is_file()
     assert "time per stage" in r.stdout and "  total " in r.stdout
     (run,) = _runs(home, "dgn-train")
-    assert run.info.status == "FINISHED" and run.data.params["storage"] == str(storage)
+    assert run.info.status == "FINISHED" and run.data.tags["dgn.storage"] == str(storage)
 
     again = _newcomer(clone, "python flows/train.py --dry-run")
     for stage in ("classifier", "judge", "generator"):
