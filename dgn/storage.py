@@ -35,11 +35,12 @@ def epoch_file(epoch: int) -> str:
     return f"epoch={epoch:04d}.pt"
 
 
-def exists(uri: str) -> bool:
-    """A file (not a folder) at ``uri``."""
+def exists(uri: str, *, folder: bool = False) -> bool:
+    """A file at ``uri`` (``folder=True``: a folder, or on S3 a prefix with objects under it)."""
     fs, path = resolve(uri)
     try:
-        return fs.get_file_info(path).type == pafs.FileType.File
+        kind = fs.get_file_info(path).type
+        return kind == pafs.FileType.Directory if folder else kind == pafs.FileType.File
     except OSError as e:
         raise DGNError(f"cannot read {uri}: {' '.join(str(e).split())[:200]}") from None
 

@@ -10,17 +10,15 @@ said, and the manifest's per-unit record keeps every unit exactly once.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 
 import pyarrow.fs as pafs
 
 from dgn.atlas.config import COMBINE
 from dgn.data.uri import join, resolve
+from dgn import storage
 from dgn.errors import DGNError
-
-_EPOCH = re.compile(r"^epoch=(\d+)\.pt$")
-
+from dgn.storage import epoch_file
 
 @dataclass(frozen=True)
 class Source:
@@ -55,18 +53,8 @@ class Item:
 
 
 def list_epochs(uri: str) -> list[tuple[int, str]]:
-    """[(epoch, uri)] of ``uri/epoch=NNNN.pt`` files, by epoch."""
-    fs, path = resolve(uri)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    except OSError:
-        infos = []
-    out = []
-    for info in infos:
-        m = _EPOCH.match(info.base_name)
-        if m and info.type == pafs.FileType.File:
-            out.append((int(m[1]), join(uri, info.base_name)))
-    return sorted(out)
+    """[(epoch, uri)] of ``uri/epoch=NNNN.pt`` files, by epoch (the pattern of dgn.storage)."""
+    return [(e, join(uri, epoch_file(e))) for e in storage.list_epochs(uri)]
 
 
 def generator_dir(storage: str, layer: str = "") -> str:

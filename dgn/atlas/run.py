@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import uuid
@@ -20,7 +19,9 @@ from dgn.atlas.results import collect
 from dgn.atlas.site import grid_image, write_group, write_html, write_plots
 from dgn.atlas.worker import AtlasWorker, open_target
 from dgn.data.uri import is_s3, join, resolve
+from dgn.cluster import init_ray
 from dgn.errors import DGNError
+from dgn.storage import exists
 
 
 # a published prior gets the reference's settings (AMConfig's defaults: 200 steps, lr 8 → 1e-10, code × 0.99,
@@ -88,13 +89,6 @@ def resolve_bounds(cfg: AtlasConfig, target) -> torch.Tensor:
     return upper
 
 
-def _exists(uri: str) -> bool:
-    import pyarrow.fs as pafs
-
-    fs, path = resolve(uri)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
-
-
 def _context(cfg: AtlasConfig, first: Source) -> dict:
     """Data URI, judge, class names, layer shapes: what the driver checks before any work starts."""
     from dgn.data import read_meta
@@ -107,13 +101,13 @@ def _context(cfg: AtlasConfig, first: Source) -> dict:
     data = cfg.data
     if first.run_target and not data:
         data = load_checkpoint(first.target, "classifier").get("data", "")
-    if not data or not _exists(join(data, "val")):
+    if not data or not exists(join(data, "val"), folder=True):
         data = join(cfg.storage, "data")
     meta = read_meta(data)
     judge = join(cfg.storage, "judge", "judge.pt")
     target = open_target(first, cfg.target_weights)
     return _wanted(cfg, first, target, g.config.image_size, {
-        "data": data, "judge": judge if _exists(judge) else "", "class_names": meta.class_names,
+        "data": data, "judge": judge if exists(judge) else "", "class_names": meta.class_names,
         "class_layer": "fc8" if first.run_target else None, "unit_names": {}})
 
 
@@ -159,23 +153,6 @@ def _wanted(cfg: AtlasConfig, first: Source, target, image_size: int, ctx: dict)
     if combos:
         wanted[COMBINE] = [str(o) for o in combos]
     return {**ctx, "wanted": wanted}
-
-
-def _init_ray(cfg: AtlasConfig) -> bool:
-    """Start (or join, with RAY_ADDRESS) Ray unless already up; True if this call did it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-    else:
-        # "local": never attach to a cluster someone else started with `ray start` on this machine
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, 1), include_dashboard=False,
-                 object_store_memory=200_000_000,
-                 log_to_driver=False)
-    return True
 
 
 def _make_pool(cfg: AtlasConfig, ctx: dict, token: str) -> ActorPool:
@@ -236,7 +213,7 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     if items:
         import ray
 
-        started = _init_ray(cfg)
+        started = init_ray()
         pool = _make_pool(cfg, ctx, uuid.uuid4().hex[:8])
         n_done = [0]
 
