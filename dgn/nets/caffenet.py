@@ -175,6 +175,22 @@ class CaffeNet(nn.Module):
         pre = self.forward_until(x, layer)
         return F.relu(pre) if layer in RELU_LAYERS else pre
 
+    def blobs(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Caffe's blobs of several layers from one forward pass (to the deepest of them)."""
+        for layer in layers:
+            check_layer(layer)
+        deepest = max(layers, key=LAYERS.index)
+        found: dict[str, torch.Tensor] = {}
+        hooks = [getattr(self, name).register_forward_hook(lambda m, i, o, name=name: found.__setitem__(name, o))
+                 for name in set(layers) - {deepest}]
+        try:
+            last = self.forward_until(x, deepest)
+        finally:
+            for h in hooks:
+                h.remove()
+        found[deepest] = last
+        return {k: F.relu(v) if k in RELU_LAYERS else v for k, v in found.items()}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_until(x, "fc8")  # (B, num_classes) logits
 

@@ -157,16 +157,17 @@ class GANTrainer:
         """One G (and D) update on a batch of real images in [0, 1]; returns the losses."""
         cfg = self.cfg
         x = x.to(self.device)
-        y = self.code(x)
         adversarial = self.step_count >= cfg.warmup_steps and cfg.w_adv > 0
         feature = self.step_count >= cfg.warmup_steps and cfg.w_feature > 0
+        with torch.no_grad():  # the code and the comparator's view of the real images, in one pass of E
+            real = self.encoder.blobs(x, (cfg.layer, cfg.feature_layer) if feature else (cfg.layer,))
+        y = real[cfg.layer]
         with autocast(self.device, cfg.amp):
             fake = self.G(y)  # (B, 3, S, S)
             l_img = image_loss(fake.float(), x, cfg)
             l_feat = fake.new_zeros(())
             if feature:
-                with torch.no_grad():
-                    c_real = self.encoder.blob(x, cfg.feature_layer)
+                c_real = real[cfg.feature_layer]
                 c_fake = self.encoder.blob(fake, cfg.feature_layer)
                 l_feat = _sq(c_fake.float(), c_real.float(), cfg.reduction)
             l_adv = fake.new_zeros(())

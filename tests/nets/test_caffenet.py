@@ -43,3 +43,16 @@ def test_config_round_trips_through_dict():
     c = caffenet_config("small", num_classes=7)
     assert type(c).from_dict(c.to_dict()) == c
     assert LAYERS[-1] == "fc8"
+
+
+def test_blobs_of_one_pass_equal_each_blob():
+    import torch
+
+    from dgn.nets import build_caffenet
+
+    net = build_caffenet("small", num_classes=10, image_size=64).eval()
+    x = torch.rand(3, 3, 64, 64)
+    got = net.blobs(x, ("fc6", "conv3", "pool5", "fc8"))
+    assert sorted(got) == ["conv3", "fc6", "fc8", "pool5"]
+    for layer, blob in got.items():
+        assert torch.equal(blob, net.blob(x, layer)), layer
