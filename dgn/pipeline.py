@@ -53,10 +53,10 @@ class PipelineConfig:
     # Budgets: the whole default job ≤ 10 min wall on a 2-core machine whose 2048² matmul reads 140 GFLOP/s, with
     # ≥ 15% margin (≤ 510 s). Measured (dgn/timing.py prints it at the end of every job; README "Set up and run"):
     # G epochs dominate (125 steps, ~46 s each here, ~61 s on that machine), so G gets 4 epochs = 500 steps
-    # (was 8), E and the judge 3 epochs each (was 4), the atlas stage 3 × 22 units (was 4 × 46).
+    # (was 8), E 3 epochs and the judge 2 (was 4 each), the atlas stage 3 × 16 units (was 4 × 46).
     classifier_epochs: int = 3
     classifier_lr: float = 3e-3
-    judge_epochs: int = 3
+    judge_epochs: int = 2
     judge_lr: float = 3e-3
     gan_epochs: int = 4
     batch_size: int = 64
@@ -79,9 +79,9 @@ class PipelineConfig:
     max_failures: int = 2  # worker-group restarts from the last checkpoint before the job fails
     num_cpus: int = 0  # CPUs of the local Ray started when no RAY_ADDRESS is set; 0: all of this machine's
     # the atlas stage: every classifier epoch × these units (dgn.atlas unit specs); "none" skips it.
-    # Default: every class unit and 4 units of each hidden layer (3 epochs × 22 units, ~50 s on 2 cores);
+    # Default: every class unit and 2 units of each hidden layer (3 epochs × 16 units, ~40 s on 2 cores);
     # the whole of every layer is a job for flows/atlas.py.
-    atlas_units: str = "fc8=all;fc7=0-3;fc6=0-3;conv5=0-3"
+    atlas_units: str = "fc8=all;fc7=0-1;fc6=0-1;conv5=0-1"
     atlas_actors: int = 2
 
     def __post_init__(self) -> None:

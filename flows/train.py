@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--atlas-units", help="the atlas stage's units at every classifier epoch, e.g. "
-                   "'fc8=all;fc7=0-11' (dgn.atlas specs), or 'none'; default every fc8 unit and 4 of fc7, fc6, conv5")
+                   "'fc8=all;fc7=0-11' (dgn.atlas specs), or 'none'; default every fc8 unit and 2 of fc7, fc6, conv5")
     p.add_argument("--workers", type=int, help="Ray Train workers (data-parallel); the global batch stays fixed; default 2")
     p.add_argument("--encoder-weights", help="E and C from this file (torchvision AlexNet state dict or a dgn classifier "
                    "checkpoint); the classifier stage is skipped")
