@@ -1,8 +1,9 @@
 """A tiny training run's storage, made in seconds: for ``flows/atlas.py --dry-run``, tests and benches.
 
-Same layout as dgn/pipeline.py writes (data/, classifier/epoch=NNNN.pt,
+Same layout as the main job writes (dgn.storage: data/, classifier/epoch=NNNN.pt,
 judge/judge.pt, generator/fc6/epoch=NNNN.pt), from a few training steps per
-epoch: the networks are barely trained, which is all the atlas machinery needs.
+checkpoint with the job's own step functions: the networks are barely trained,
+which is all the atlas machinery needs.
 ``dead`` names units (``"fc7:5"``) made dead in every classifier checkpoint:
 zero weights and a negative bias, so they never fire and have no gradient.
 """
@@ -15,6 +16,8 @@ from dgn.data import join, load_split, read_meta, write_synthetic
 from dgn.nets import Judge, build_caffenet, parse_unit
 from dgn.train import GANConfig, GANTrainer, code_stats, save_checkpoint, tensor_batches, train_epoch
 from dgn.train.classifier import classifier_checkpoint, judge_checkpoint, make_optimizer
+from dgn.train.loops import generator_round
+from dgn.train.worker import Worker
 
 
 def _kill(net, unit: str) -> None:
@@ -51,7 +54,7 @@ def write_tiny_run(storage: str, *, classifier_epochs: int = 2, gan_epochs: int 
     gan = GANTrainer(net, GANConfig(w_adv=0.0, feature_layer="conv3", generator_overrides={"widths": tuple(g_widths)}),
                      code_stats=stats, seed=seed)
     for epoch in range(1, gan_epochs + 1):
-        for x in list(tensor_batches(xt, batch_size=32, shuffle=True, seed=epoch))[:steps]:
-            gan.step(x)
+        generator_round(gan, list(tensor_batches(xt, batch_size=32, shuffle=True, seed=epoch))[:steps],
+                        Worker({"context": "local"}))
         save_checkpoint(gan.state(epoch=epoch), join(storage, "generator", "fc6", f"epoch={epoch:04d}.pt"))
     return storage

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from dgn.am.dgn_am import AMConfig
+from dgn.am.dgn_am import AM_PAPER, AMConfig
 from dgn.am.objectives import Objective, check_objectives
 from dgn.atlas.config import COMBINE, DEFAULT_LAYERS, AtlasConfig, parse_spec, spec_for, unit_specs
 from dgn.atlas.manifest import Manifest
@@ -24,17 +24,14 @@ from dgn.errors import DGNError
 from dgn.storage import exists
 
 
-# a published prior gets the reference's settings (AMConfig's defaults: 200 steps, lr 8 → 1e-10, code × 0.99,
-# clip to [0, bound]) from the reference's start, N(0, 1) noise (dgn.nets.deepsim.reference_stats)
-DEEPSIM_AM = dict(init="noise", noise_std=1.0)
+# a published prior gets the reference's settings (act_max.py: 200 steps, lr 8 → 1e-10, clip to [0, bound] then
+# code × 0.99, the last iterate) from the reference's start, N(0, 1) noise (dgn.nets.deepsim.reference_stats)
+DEEPSIM_AM = {**AM_PAPER, "init": "noise", "noise_std": 1.0}
 
 
 def am_config(cfg: AtlasConfig) -> AMConfig:
-    if cfg.published:
-        return AMConfig(**{**DEEPSIM_AM, **cfg.am})
-    from dgn.pipeline import DEFAULT_AM
-
-    return AMConfig(**{**DEFAULT_AM, **cfg.am})
+    """A run's G: the product's DGN-AM (AMConfig's defaults); a published prior: the reference's; then ``cfg.am``."""
+    return AMConfig(**{**(DEEPSIM_AM if cfg.published else {}), **cfg.am})
 
 
 def settings(cfg: AtlasConfig) -> dict:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-import scipy.linalg
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from dgn.metrics.realism import (frechet_distance, manifold_precision,  # noqa: F401 (re-exported)
+                                realism_plan, realism_scores)
 
 
 @torch.no_grad()
@@ -37,37 +37,32 @@ def judge_features(judge: nn.Module, images: torch.Tensor, *, batch_size: int = 
     return f.cpu().double().numpy()
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to feature sets a (N, D) and b (M, D)."""
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # near-singular covariances: handled below
-        covmean = scipy.linalg.sqrtm(s1 @ s2)
-        if not np.isfinite(covmean).all():  # regularise, as the FID reference code does
-            eps = np.eye(len(s1)) * 1e-6
-            covmean = scipy.linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-
-
 def realism(judge: nn.Module, images: torch.Tensor, real: torch.Tensor) -> float:
-    """Fréchet distance in judge features between ``images`` and ``real`` images (lower: more natural)."""
+    """Fréchet distance in judge features between ``images`` and ``real`` images (lower: more natural).
+
+    Kept for existing callers. The FD depends on both set sizes, so this number has no floor to be read
+    against; new code should use :func:`realism_report` (same-size real set, disjoint real-vs-real floor).
+    """
     return frechet_distance(judge_features(judge, images), judge_features(judge, real))
 
 
-def manifold_precision(fake: np.ndarray, real: np.ndarray, *, k: int = 3, chunk: int = 1024) -> float:
-    """Share of ``fake`` feature vectors inside the real manifold (Kynkäänniemi et al. 2019, "improved precision").
+def realism_report(judge: nn.Module, fake_images: torch.Tensor, real_pool_images: torch.Tensor, *,
+                   n: int | None = None, seed: int = 0, k: int = 3) -> dict:
+    """Realism of ``fake_images`` at size n, in judge features, beside the real-vs-real floor at the same n.
 
-    The real manifold is the union of balls around each real vector with radius its distance to its k-th nearest
-    real neighbour. Unlike the Fréchet distance it cannot be won by images that sit near the mean of the real
-    features (grey, empty images): each image must lie near some real image. 1 = every image is realistic.
+    Returns ``{"n", "fd", "precision", "recall", "floor_fd", "floor_precision", "floor_recall"}``:
+    the n generated images (all by default) against n real images drawn from ``real_pool_images``, and the
+    floor: n *other* real images of the pool (disjoint from the first n) against the same n. Images are float
+    in [0, 1] (uint8 0–255 is converted). The pool needs at least 2n images (else DGNError); DESIGN.md asks for n ≥ 200.
+    Only the 2n real images it uses go through the judge. Features-level version (same draws for the same
+    seed): :func:`dgn.metrics.realism.realism_from_features`.
     """
-    if len(real) <= k:
-        raise ValueError(f"manifold precision needs more than k={k} real samples; got {len(real)}")
-    r = torch.from_numpy(np.asarray(real, np.float64))
-    f = torch.from_numpy(np.asarray(fake, np.float64))
-    radii = torch.cat([torch.cdist(r[i:i + chunk], r).kthvalue(k + 1, dim=1).values  # k+1: itself is at 0
-                       for i in range(0, len(r), chunk)])
-    inside = torch.cat([(torch.cdist(f[i:i + chunk], r) <= radii).any(1) for i in range(0, len(f), chunk)])
-    return inside.double().mean().item()
+    fi, ref, floor = realism_plan(len(fake_images), len(real_pool_images), n=n, seed=seed, k=k)
+    real = judge_features(judge, _unit(real_pool_images[torch.from_numpy(np.concatenate([ref, floor]))]))  # only 2n
+    return realism_scores(judge_features(judge, _unit(fake_images[torch.from_numpy(fi)])), real[:len(ref)],
+                          real[len(ref):], k=k)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (as load_split gives them) → float [0, 1]; float images as they are."""
+    return x.float() / 255 if x.dtype == torch.uint8 else x

@@ -1,8 +1,9 @@
 """What every trial shares: the dataset, E and the judge — trained once, before the sweep.
 
 Either taken from a finished ``flows/train.py`` storage (``run``: the last
-``classifier/epoch=*.pt`` and ``judge/judge.pt``), or trained here with the
-pipeline's stages and saved in the same layout under the sweep's storage, so
+``classifier/epoch=*.pt`` and ``judge/judge.pt``), or trained here by the main
+job's own classifier and judge stages (dgn.train.loops, in this process, at
+the sweep's image size) into the same layout under the sweep's storage, so
 that a resumed sweep reuses them instead of training them again. Trials load
 E and the judge from these checkpoints and get the images through Ray's object
 store (``tune.with_parameters``).
@@ -18,11 +19,12 @@ import torch
 
 from dgn.data import load_split, read_meta
 from dgn.errors import DGNError
-from dgn.nets import Judge, build_caffenet
+from dgn.job.config import PipelineConfig
+from dgn.job.stages import finished, prepare_data, stage_configs
 from dgn.storage import RunLayout, exists
 from dgn.sweep.config import SweepConfig
-from dgn.train.checkpoint import save_checkpoint
-from dgn.train.classifier import classifier_checkpoint, judge_checkpoint, load_classifier, load_judge
+from dgn.train.classifier import load_classifier, load_judge
+from dgn.train.loops import fit_local
 
 Log = Callable[[str], None]
 
@@ -60,44 +62,44 @@ def from_run(run: str, data: str = "") -> Base:
                 num_classes=meta.num_classes, class_names=list(meta.class_names), trained_here=False)
 
 
+def base_job(cfg: SweepConfig) -> PipelineConfig:
+    """The main job's config for the sweep's shared E and judge: the same stages, at the sweep's size."""
+    return PipelineConfig(data=cfg.data, storage=cfg.storage, image_size=cfg.image_size, n_train=cfg.n_train,
+                          n_val=cfg.n_val, seed=cfg.seed, batch_size=cfg.batch_size, classifier_lr=cfg.classifier_lr,
+                          judge_lr=cfg.classifier_lr, classifier_steps=cfg.classifier_steps, classifier_checkpoints=1,
+                          judge_steps=cfg.judge_steps, judge_checkpoints=1, atlas_units="none", learned_factor=0.0)
+
+
 def prepare_base(cfg: SweepConfig, log: Log = print) -> Base:
-    """The shared E and judge: from ``cfg.run``, or reused from / trained into ``cfg.storage``."""
+    """The shared E and judge: from ``cfg.run``, or reused from / trained into ``cfg.storage`` by the main job's
+    own classifier stages (dgn.train.loops, in this process)."""
     if cfg.run:
         base = from_run(cfg.run, cfg.data)
         log(f"base: E {base.classifier}, judge {base.judge} (from --run), data {base.data}")
         return base
-    from dgn.pipeline import preset_config, prepare_data, train_classifier
-
-    pcfg = preset_config("default", data=cfg.data, storage=cfg.storage, image_size=cfg.image_size,
-                         n_train=cfg.n_train, n_val=cfg.n_val, seed=cfg.seed)
-    data = prepare_data(pcfg, log)
+    job = base_job(cfg)
+    data = prepare_data(job, log)
     meta = read_meta(data)
+    stages = stage_configs(job, data, meta, stages=("classifier", "judge"))
+    todo = [(s, c) for s, c in stages if not finished(job, s, c)]
     layout = RunLayout(cfg.storage)
-    e_uri, j_uri = layout.checkpoint("classifier", cfg.classifier_epochs), layout.judge
-    if exists(e_uri) and exists(j_uri):
+    e_uri, j_uri = layout.checkpoint("classifier", 1), layout.judge
+    if not todo:
         log(f"base: reusing E {e_uri} and judge {j_uri}")
-        return Base(data=data, classifier=e_uri, judge=j_uri, image_size=cfg.image_size,
-                    num_classes=meta.num_classes, class_names=list(meta.class_names), trained_here=True)
-    train = load_split(data, "train", image_size=cfg.image_size)
-    val = load_split(data, "val", image_size=cfg.image_size)
-    t = time.time()
-    torch.manual_seed(cfg.seed)
-    encoder = build_caffenet("small", num_classes=meta.num_classes, image_size=cfg.image_size)
+    else:
+        t = time.time()
+        events: list[dict] = []
 
-    def save_e(epoch, m, model, opt):
-        save_checkpoint(classifier_checkpoint(model, opt, epoch=epoch, metrics=m, class_names=meta.class_names,
-                                              data=data), layout.checkpoint("classifier", epoch))
-        log(f"base: classifier epoch {epoch}/{cfg.classifier_epochs}: val acc {m['val_acc']:.3f}")
+        def on_event(e: dict) -> None:
+            events.append(e)
+            if "epoch" in e:
+                log(f"base: {e['stage']} step {e['step']}: val acc {e['metrics']['val_acc']:.3f}")
 
-    train_classifier(encoder, train, val, epochs=cfg.classifier_epochs, lr=cfg.classifier_lr,
-                     batch_size=cfg.batch_size, seed=cfg.seed, on_epoch=save_e)
-    judge_seed = cfg.seed + 1234  # its own seed and architecture: never E
-    torch.manual_seed(judge_seed)
-    judge = Judge(num_classes=meta.num_classes, image_size=cfg.image_size)
-    jm = train_classifier(judge, train, val, epochs=cfg.judge_epochs, lr=cfg.classifier_lr,
-                          batch_size=cfg.batch_size, seed=judge_seed)
-    save_checkpoint(judge_checkpoint(judge, epoch=cfg.judge_epochs, metrics=jm, seed=judge_seed), j_uri)
-    log(f"base: judge val acc {jm['val_acc']:.3f}; E and judge trained in {time.time() - t:.0f}s")
+        fit_local(todo, on_event=on_event, threads=int(cfg.cpus_per_trial) * cfg.max_concurrent_trials)
+        stopped = [e["diverged"] for e in events if "diverged" in e]
+        if stopped:
+            raise DGNError(stopped[0])
+        log(f"base: E and judge trained in {time.time() - t:.0f}s")
     return Base(data=data, classifier=e_uri, judge=j_uri, image_size=cfg.image_size, num_classes=meta.num_classes,
                 class_names=list(meta.class_names), trained_here=True)
 

@@ -41,8 +41,8 @@ class SweepConfig:
     image_size: int = 32
     n_train: int = 6000
     n_val: int = 500
-    classifier_epochs: int = 4
-    judge_epochs: int = 4
+    classifier_steps: int = 375  # the main job's classifier stage, at this size (≈ 4 passes over 6000 images)
+    judge_steps: int = 375
     classifier_lr: float = 3e-3
     # each trial
     epochs: int = 4  # ASHA's max_t; a trial reports (and checkpoints) after each
@@ -78,7 +78,7 @@ class SweepConfig:
                 check_layer(layer)  # names the valid CaffeNet layers
                 raise DGNError(f"layer {layer!r} cannot be swept; valid: {', '.join(LAYERS)}")
         for name in ("samples", "epochs", "steps_per_epoch", "batch_size", "am_starts", "am_steps", "grace_period",
-                     "max_concurrent_trials", "num_cpus", "n_train", "n_val"):
+                     "max_concurrent_trials", "num_cpus", "n_train", "n_val", "classifier_steps", "judge_steps"):
             if getattr(self, name) < 1:
                 raise DGNError(f"{name.replace('_', '-')} must be ≥ 1; got {getattr(self, name)}")
         if self.reduction_factor < 2:
@@ -98,7 +98,7 @@ class SweepConfig:
 
 
 # Tests run the whole sweep in this: 32-px nets, a few steps, 7 layers × 1 weight set.
-QUICK = dict(n_train=400, n_val=200, classifier_epochs=2, judge_epochs=2, epochs=3, steps_per_epoch=4, batch_size=32,
+QUICK = dict(n_train=400, n_val=200, classifier_steps=24, judge_steps=24, epochs=3, steps_per_epoch=4, batch_size=32,
              warmup_steps=2, samples=1, am_starts=1, am_steps=10)
 PRESETS = {"default": {}, "quick": QUICK}
 

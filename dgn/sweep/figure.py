@@ -8,7 +8,8 @@ import torch
 
 from dgn.am.dgn_am import TargetNet, dgn_am
 from dgn.nets.generator import Generator, GeneratorConfig
-from dgn.sweep.evaluate import am_config, fc8_units
+from dgn.quality import class_units
+from dgn.sweep.evaluate import am_config
 from dgn.train.checkpoint import load_checkpoint, load_state
 from dgn.sweep.trial import CHECKPOINT
 
@@ -22,7 +23,7 @@ def render_layers(encoder, checkpoints: dict[str, str], *, num_classes: int, ste
         ck = load_checkpoint(str(Path(d) / CHECKPOINT), "gan")
         g = Generator(GeneratorConfig.from_dict(ck["g_config"]))
         load_state(g, ck["generator"], what=f"generator of {layer} in {d!r}")
-        res = dgn_am(g.eval(), target, fc8_units(num_classes), code_stats=ck["code_stats"],
+        res = dgn_am(g.eval(), target, class_units(num_classes), code_stats=ck["code_stats"],
                      config=am_config(steps=steps, lr=lr, seed=seed))
         out[layer] = res.images.cpu().float().clamp(0, 1)
     return out

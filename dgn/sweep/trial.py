@@ -14,14 +14,13 @@ from its last epoch.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
 import torch
+from ray import tune
 
 from dgn.errors import DGNError
-from dgn.pipeline import DEFAULT_GAN
 from dgn.sweep.base import Base, load_nets
 from dgn.sweep.config import SweepConfig
 from dgn.sweep.evaluate import Evaluator, am_config
@@ -29,13 +28,15 @@ from dgn.train.batches import tensor_batches
 from dgn.train.checkpoint import load_checkpoint, save_checkpoint
 from dgn.train.codestats import code_stats
 from dgn.train.gan import GANConfig, GANTrainer
+from dgn.train.loops import generator_round, stream
+from dgn.train.worker import Worker
 
 CHECKPOINT = "gan.pt"
 
 
 def gan_config(cfg: SweepConfig, layer: str, weights: dict) -> GANConfig:
-    """The embedded default's G recipe (conv3 comparator, upsample G) with this trial's layer and weights."""
-    return GANConfig(**{**DEFAULT_GAN, "layer": layer, **weights, "warmup_steps": cfg.warmup_steps, "lr": cfg.lr})
+    """The product's G recipe (GANConfig's defaults) with this trial's layer and weights."""
+    return GANConfig(layer=layer, **weights, warmup_steps=cfg.warmup_steps, lr=cfg.lr)
 
 
 def events_path(storage: str, trial_id: str) -> Path | None:
@@ -50,23 +51,9 @@ def _note(path: Path | None, line: str) -> None:
             f.write(line + "\n")
 
 
-def _batches(images: torch.Tensor, *, batch_size: int, seed: int, steps: int):
-    """``steps`` shuffled batches, starting a new pass (new seed) whenever one runs out."""
-    done, rnd = 0, 0
-    while done < steps:
-        for x in tensor_batches(images, batch_size=batch_size, shuffle=True, seed=seed * 1000 + rnd, drop_last=True):
-            yield x
-            done += 1
-            if done == steps:
-                return
-        rnd += 1
-
-
 def trainable(config: dict, *, base: Base, images: dict, sweep: dict) -> None:
-    from ray import tune
-
     cfg = SweepConfig(**sweep)
-    torch.set_num_threads(max(1, int(cfg.cpus_per_trial)))
+    w = Worker({"context": "local", "threads": max(1, int(cfg.cpus_per_trial))})
     layer, weights = config["layer"], config["weights"]
     ctx = tune.get_context()
     events = events_path(cfg.storage, ctx.get_trial_id())
@@ -89,14 +76,14 @@ def trainable(config: dict, *, base: Base, images: dict, sweep: dict) -> None:
     _note(events, f"start epoch={start}")
 
     for epoch in range(start + 1, cfg.epochs + 1):
-        sums, n = {}, 0
-        for x in _batches(train, batch_size=cfg.batch_size, seed=cfg.seed * 100 + epoch, steps=cfg.steps_per_epoch):
-            for k, v in trainer.step(x).items():
-                if not math.isnan(v):
-                    sums[k] = sums.get(k, 0.0) + v
-            n += 1
+        losses, bad = generator_round(trainer, stream(train, None, local=cfg.batch_size,
+                                                      start=(epoch - 1) * cfg.steps_per_epoch,
+                                                      stop=epoch * cfg.steps_per_epoch, seed=cfg.seed, rank=0,
+                                                      device=w.device), w)
+        if bad:
+            raise DGNError(f"trial {ctx.get_trial_id()} ({layer}): generator training diverged in epoch {epoch}: {bad}")
         metrics, _ = evaluate(trainer.generator, layer, stats)
-        metrics.update({f"loss_{k}": v / n for k, v in sums.items()})
+        metrics.update({f"loss_{k}": v for k, v in losses.items()})
         metrics.update(epoch=epoch, g_steps=trainer.step_count, layer=layer, **weights)
         _note(events, f"report epoch={epoch}")  # ASHA may stop the trial inside report(): note first
         with tempfile.TemporaryDirectory() as d:

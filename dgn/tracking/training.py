@@ -1,6 +1,6 @@
 """What the training job logs to MLflow (from the driver only) and prints while it runs.
 
-Ray Train workers put events on a queue (dgn/train/ray_loops.py); the driver
+Training workers put events on a queue (dgn/train/loops.py); the driver
 hands each one to :meth:`TrainingTracker.on_event`, which prints a progress
 line and logs, into the one MLflow run of this training run:
 
@@ -8,16 +8,17 @@ line and logs, into the one MLflow run of this training run:
   :data:`HEADLINE_PARAMS` (MLflow's image cards print every param of the run
   above the image: the whole flattened config filled the ``reconstructions``
   and ``atlas-*`` cards and hid their images);
-- metrics per epoch (``step`` = epoch): ``classifier_train_loss``,
+- metrics per checkpoint (``step`` = the checkpoint's number k, as in ``epoch=000k.pt``; the
+  optimisation step is the metric ``<stage>_step``): ``classifier_train_loss``,
   ``classifier_val_acc``, ``judge_val_acc``, ``generator_image``,
   ``generator_feature``, ``generator_adversarial``, ``generator_d_acc``, ...;
-- a reconstruction grid per G epoch: ``log_image(key="reconstructions", step=epoch)``
+- a reconstruction grid per G checkpoint: ``log_image(key="reconstructions", step=k)``
   (top row real val images, bottom row G(E(x))); step 0 repeats the newest
   (the image card opens there, :meth:`dgn.tracking.core.Run.log_image`);
 - checkpoint URIs: tags ``checkpoint.<stage>.<NNNN>`` and the artifact ``checkpoints.json``;
 - the quality report: metrics ``quality_*``, ``quality.json`` and the montages as artifacts.
 
-A resumed run (same run name) continues the same MLflow run; epochs already
+A resumed run (same run name) continues the same MLflow run; checkpoints already
 logged are not logged again.
 """
 
@@ -92,7 +93,8 @@ class TrainingTracker:
         self.checkpoints.setdefault(stage, {})[epoch] = e["checkpoint"]
         if e.get("image") is not None:
             self.run.log_image(e["image"], key="reconstructions", step=epoch)
-        self.log(f"{STAGE_TITLES.get(stage, stage)} epoch {epoch}/{e['epochs']}: {_summary(stage, m)} "
+        step = f" (step {e['step']})" if "step" in e else ""
+        self.log(f"{STAGE_TITLES.get(stage, stage)} checkpoint {epoch}/{e['epochs']}{step}: {_summary(stage, m)} "
                  f"({e['seconds']:.0f}s) → {e['checkpoint']}")
 
     # the end of the run

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dgn.errors import DGNError
-from dgn.train.ray_loops import pipeline_loop
+from dgn.train.loops import pipeline_loop
 
 
 # the driver's S3 settings, given to workers that lack their own (a cluster's environment wins)

@@ -75,7 +75,7 @@ def _epochs(folder: Path) -> list[int]:
 def test_training_loses_a_node_and_finishes_from_its_last_checkpoint(cluster, tmp_path):
     storage, log = tmp_path / "run", tmp_path / "train.log"
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("n_train: 1200\nclassifier_epochs: 4\n")
+    cfg.write_text("n_train: 1200\nclassifier_steps: 148\nclassifier_checkpoints: 4\n")
     proc = _start("train", "--dry-run", "--config", str(cfg), "--storage", str(storage), "--workers", "2",
                   address=cluster.address, log=log)
     try:
@@ -88,7 +88,7 @@ def test_training_loses_a_node_and_finishes_from_its_last_checkpoint(cluster, tm
     out = log.read_text()
     assert _epochs(storage / "classifier") == [1, 2, 3, 4]
     assert _epochs(storage / "generator" / "fc6") == [1] and (storage / "quality.json").is_file()
-    resumed = [int(m) for m in re.findall(r"resuming at epoch (\d+)", out)]
+    resumed = [int(m) for m in re.findall(r"resuming at checkpoint (\d+)", out)]
     assert resumed and resumed[0] in (saved_at_loss[-1] + 1, saved_at_loss[-1] + 2), out[-3000:]
     # nothing lost, nothing twice: one MLflow value per classifier epoch, in one run
     from mlflow.tracking import MlflowClient

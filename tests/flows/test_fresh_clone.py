@@ -75,7 +75,7 @@ def test_train_dry_run_then_resume(clone):
 
     again = _newcomer(clone, "python flows/train.py --dry-run")
     for stage in ("classifier", "judge", "generator"):
-        assert f"{stage}: all 1 epochs are checkpointed; skipped" in again.stdout, again.stdout[-3000:]
+        assert f"{stage}: all 1 checkpoints are in storage; skipped" in again.stdout, again.stdout[-3000:]
     assert "quality.json exists and no training happened; skipped" in again.stdout
     assert "0 item(s), 0 unit(s) to render" in again.stdout, again.stdout[-3000:]
     assert "continuing run 'dry-run'" in again.stdout

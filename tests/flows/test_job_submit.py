@@ -29,7 +29,7 @@ def test_job_submit_tiny_config(cluster, mlflow_url, tmp_path):
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **RAY_ENV})
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
-    assert "classifier E epoch 1/1" in out  # the driver's progress, streamed by ray job submit
+    assert "classifier E checkpoint 1/1" in out  # the driver's progress, streamed by ray job submit
     assert f"browse the results at {mlflow_url}" in out
     assert (storage / "classifier" / "epoch=0001.pt").is_file()
     assert (storage / "generator" / "fc6" / "epoch=0001.pt").is_file()

@@ -47,7 +47,7 @@ def _steps(client, run_id, key):
 def test_dry_run_end_to_end(tmp_path, ray_address):
     storage = tmp_path / "run"
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("classifier_epochs: 2\ngan:\n  w_adv: 0.02\n")
+    cfg.write_text("classifier_checkpoints: 2\ngan:\n  w_adv: 0.02\n")
     r = _run("--dry-run", "--storage", str(storage), "--config", str(cfg), "--workers", "2",
              env={"RAY_ADDRESS": ray_address})
     assert r.returncode == 0, r.stderr[-3000:]
@@ -55,13 +55,14 @@ def test_dry_run_end_to_end(tmp_path, ray_address):
     assert (storage / "generator" / "fc6" / "epoch=0001.pt").is_file()
     assert (storage / "judge" / "judge.pt").is_file()
     q = json.loads((storage / "quality.json").read_text())
-    assert q["config"]["gan"]["w_adv"] == 0.02 and q["config"]["classifier_epochs"] == 2
+    assert q["config"]["gan"]["w_adv"] == 0.02 and q["config"]["classifier_checkpoints"] == 2
     assert q["config"]["workers"] == 2
     for k in ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd"):
         assert k in q
-    assert 0.0 <= q["am_realism_precision"] <= 1.0
+    assert 0.0 <= q["am_realism_precision"] <= 1.0 and 0.0 <= q["am_realism_recall"] <= 1.0
+    assert q["am_realism_n"] == 10 and q["am_realism_floor_fd"] >= 0  # 10 AM images vs 10 real, floor at N = 10
     assert (storage / "montage-dgn-am-fc8.png").is_file()
-    assert "classifier E epoch 2/2" in r.stdout and "generator G epoch 1/1" in r.stdout  # progress lines
+    assert "classifier E checkpoint 2/2 (step 6)" in r.stdout and "checkpoint 1/2 (step 3)" in r.stdout and "generator G checkpoint 1/1 (step 6)" in r.stdout  # progress lines
     assert "browse the results with: mlflow ui --backend-store-uri sqlite:///" in r.stdout
 
     client, runs = _mlflow()
@@ -108,8 +109,8 @@ def test_bad_values_fail_before_any_work(tmp_path):
     storage = tmp_path / "run"
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--encoder-layer", "fc9"))
     assert "'fc9'" in line and "fc6" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--gan-epochs", "-1"))
-    assert "gan-epochs must be ≥ 0" in line
+    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--gan-steps", "-1"))
+    assert "gan-steps must be ≥ 0" in line
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--data", str(tmp_path / "missing")))
     assert "missing" in line
     line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--workers", "0"))
@@ -132,10 +133,10 @@ def test_bad_values_fail_before_any_work(tmp_path):
 def test_crash_then_same_command_continues_in_the_same_run(tmp_path, ray_address):
     storage = tmp_path / "crashy"
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("classifier_epochs: 3\nmax_failures: 0\n")
+    cfg.write_text("classifier_steps: 9\nclassifier_checkpoints: 3\nmax_failures: 0\n")
     args = ("--dry-run", "--storage", str(storage), "--config", str(cfg))
     env = {"RAY_ADDRESS": ray_address}
-    # the worker dies in classifier epoch 2 and no restart is allowed: the job fails after epoch 1
+    # the worker dies in classifier checkpoint 2 and no restart is allowed: the job fails after epoch 1
     r = _run(*args, env={**env, "DGN_TEST_WORKER_EXIT": "classifier:2:0"})
     assert _error_line(r).startswith("error: training (classifier+judge+generator) failed on Ray Train")
     assert sorted(p.name for p in (storage / "classifier").iterdir()) == ["epoch=0001.pt"]
@@ -145,11 +146,11 @@ def test_crash_then_same_command_continues_in_the_same_run(tmp_path, ray_address
 
     r = _run(*args, env=env)  # the same command again
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "classifier E: resuming at epoch 2" in r.stdout and "continuing run 'crashy'" in r.stdout
+    assert "classifier E: resuming at checkpoint 2" in r.stdout and "continuing run 'crashy'" in r.stdout
     client, runs = _mlflow()
     assert [x.info.run_id for x in runs] == [run_id], "the same MLflow run, not a second one"
     assert runs[0].info.status == "FINISHED"
-    assert _steps(client, run_id, "classifier_val_acc") == [1, 2, 3]  # each epoch once
+    assert _steps(client, run_id, "classifier_val_acc") == [1, 2, 3]  # each checkpoint once
     assert sorted(p.name for p in (storage / "classifier").iterdir()) == [f"epoch={e:04d}.pt" for e in (1, 2, 3)]
 
 
@@ -159,11 +160,12 @@ def test_divergence_stops_with_one_line_and_keeps_good_checkpoints_on_s3(tmp_pat
     cfg.write_text("gan:\n  lr: 1.0e+10\n  w_adv: 1.0\n  warmup_steps: 0\n")  # D's logits overflow at step 2
     r = _run("--dry-run", "--storage", storage, "--config", str(cfg), env={"RAY_ADDRESS": ray_address})
     line = _error_line(r)
-    assert "generator training diverged in epoch 1" in line and "G's loss is nan" in line, line
-    from dgn.train.ray_loops import saved_epochs
+    assert "generator training diverged before step 6" in line and "G's loss is nan" in line, line
+    from dgn.storage import RunLayout
 
-    assert saved_epochs(storage, "classifier") == [1] and saved_epochs(storage, "judge") == [1]  # good ones stay
-    assert saved_epochs(storage, "generator/fc6") == []
+    layout = RunLayout(storage)
+    assert layout.epochs("classifier") == [1] and layout.epochs("judge") == [1]  # good ones stay
+    assert layout.epochs("generator/fc6") == []
     _, runs = _mlflow()
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
 
@@ -171,8 +173,8 @@ def test_divergence_stops_with_one_line_and_keeps_good_checkpoints_on_s3(tmp_pat
 def test_paper_preset_with_encoder_weights_on_a_local_ray(tmp_path):
     # E from a project classifier checkpoint: the classifier stage is skipped
     first = tmp_path / "first"
-    r = _run("--dry-run", "--storage", str(first), "--gan-epochs", "0")
-    assert r.returncode == 2 and "gan-epochs and judge-epochs must be ≥ 1" in r.stderr
+    r = _run("--dry-run", "--storage", str(first), "--gan-steps", "0")
+    assert r.returncode == 2 and "gan-steps must be ≥ 0 and gan-checkpoints between 1 and the steps" in r.stderr
     from dgn.data import read_meta, write_synthetic
     from dgn.nets import build_caffenet
     from dgn.train.checkpoint import save_checkpoint

@@ -118,8 +118,8 @@ def tiny_run(tmp_path_factory):
     from dgn.sweep.config import sweep_config
 
     storage = tmp_path_factory.mktemp("tiny") / "run"
-    prepare_base(sweep_config("quick", storage=str(storage), n_train=200, n_val=100, classifier_epochs=1,
-                              judge_epochs=1), log=print)
+    prepare_base(sweep_config("quick", storage=str(storage), n_train=200, n_val=100, classifier_steps=6,
+                              judge_steps=6), log=print)
     return storage
 
 

@@ -9,7 +9,7 @@ import pytest
 from dgn.data import read_meta, write_synthetic
 from dgn.train.checkpoint import load_checkpoint
 from dgn.train.ray_fit import Scaling, fit_stages
-from dgn.train.ray_loops import saved_epochs
+from dgn.storage import RunLayout
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def data(tmp_path_factory):
 def _classifier(data, storage, **over):
     meta = read_meta(data)
     return {**dict(kind="classifier", data=data, storage=str(storage), image_size=32, arch="small",
-                   num_classes=meta.num_classes, class_names=meta.class_names, n_train=64, epochs=3, lr=3e-3,
+                   num_classes=meta.num_classes, class_names=meta.class_names, n_train=64, steps=3, checkpoints=3, lr=3e-3,
                    batch_size=64, seed=0), **over}
 
 
@@ -46,11 +46,11 @@ def _fit(cfg, workers, tmp_path, **scaling):
 def test_one_and_two_workers_train_alike(ray_cluster, data, tmp_path):
     # The global batch (64) is the whole training set, so 1 worker × 64 rows and 2 workers × 32 rows see
     # the same rows each step, and DDP's mean of the two half-batch gradients is the full-batch gradient.
-    # Dropout is off (its masks differ per worker), and CaffeNet has no BatchNorm, so what remains is
+    # Dropout and BatchNorm are off (masks and batch statistics are per worker), so what remains is
     # float summation order: parameters agree to 1e-4 after 3 Adam steps that move them by ~1e-2.
     runs = {}
     for w in (1, 2):
-        cfg = _classifier(data, tmp_path / f"w{w}", arch_overrides={"dropout": 0.0})
+        cfg = _classifier(data, tmp_path / f"w{w}", arch_overrides={"dropout": 0.0, "batchnorm": False})
         events = _fit(cfg, w, tmp_path)
         assert [e["epoch"] for e in events] == [1, 2, 3]
         runs[w] = (events, load_checkpoint(str(tmp_path / f"w{w}" / "classifier" / "epoch=0003.pt"))["model"])
@@ -66,16 +66,16 @@ def test_one_and_two_workers_train_alike(ray_cluster, data, tmp_path):
 def test_dead_worker_restarts_from_last_checkpoint(ray_cluster, data, tmp_path, monkeypatch):
     marker = tmp_path / "died"
     monkeypatch.setenv("DGN_TEST_WORKER_EXIT", f"classifier:2:1:{marker}")  # rank 1 exits mid-epoch 2, once
-    events = _fit(_classifier(data, tmp_path / "st", batch_size=32), 2, tmp_path, max_failures=1)
+    events = _fit(_classifier(data, tmp_path / "st", batch_size=32, steps=6), 2, tmp_path, max_failures=1)
     assert marker.exists()
     notes = [e["note"] for e in events if "note" in e]
-    assert len(notes) == 1 and "resuming at epoch 2" in notes[0]
-    assert [e["epoch"] for e in events if "epoch" in e] == [1, 2, 3]  # epoch 2 reported once, after the restart
-    assert saved_epochs(str(tmp_path / "st"), "classifier") == [1, 2, 3]
+    assert len(notes) == 1 and "resuming at checkpoint 2" in notes[0]
+    assert [e["epoch"] for e in events if "epoch" in e] == [1, 2, 3]  # checkpoint 2 reported once, after the restart
+    assert RunLayout(str(tmp_path / "st")).epochs("classifier") == [1, 2, 3]
 
 
 def test_divergence_stops_with_one_sentence(ray_cluster, data, tmp_path):
-    events = _fit(_classifier(data, tmp_path / "st", lr=1e12, batch_size=32), 1, tmp_path, max_failures=0)
+    events = _fit(_classifier(data, tmp_path / "st", lr=1e12, batch_size=32, steps=6), 1, tmp_path, max_failures=0)
     bad = [e["diverged"] for e in events if "diverged" in e]
-    assert len(bad) == 1 and "diverged in epoch 1" in bad[0] and "not finite" in bad[0]
-    assert saved_epochs(str(tmp_path / "st"), "classifier") == []  # no checkpoint of a diverged epoch
+    assert len(bad) == 1 and "diverged before step 2" in bad[0] and "not finite" in bad[0]
+    assert RunLayout(str(tmp_path / "st")).epochs("classifier") == []  # no checkpoint of a diverged epoch
