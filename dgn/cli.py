@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+import tomllib
 import yaml
 
 from dgn.errors import DGNError

@@ -16,8 +16,15 @@ import torch
 import torchvision
 
 from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
-from dgn.metrics import (activation_ratio, best_real_activations, judge_features, judge_predictions, reconstruct,
-                         realism_from_features, reconstruction_metrics)
+from dgn.metrics import (
+    activation_ratio,
+    best_real_activations,
+    judge_features,
+    judge_predictions,
+    realism_from_features,
+    reconstruct,
+    reconstruction_metrics,
+)
 from dgn.train.batches import tensor_batches
 
 

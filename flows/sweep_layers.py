@@ -11,9 +11,9 @@ sweep_table.{csv,md}, sweep_layers.png (each layer's best G, the same units)
 and prints the best layer; logs a parent MLflow run with a child per trial.
 
     python flows/sweep_layers.py                          # the default grid, runs/sweep (≤ 30 min, 2 cores)
-    python flows/sweep_layers.py --quick --storage /tmp/s # tiny: for tests and smoke checks
+    python flows/sweep_layers.py --dry-run --storage /tmp/s # tiny: for tests and smoke checks
     python flows/sweep_layers.py --run runs/default       # E and judge from a finished train.py run
-    python flows/sweep_layers.py --layers fc6,fc7 --samples 4 --epochs 6
+    python flows/sweep_layers.py --layers fc6,fc7 --samples 4 --trial-epochs 6
     ray job submit --working-dir . -- python flows/sweep_layers.py --storage s3://bucket/sweeps/a --cpus-per-trial 4
 
 Interrupted (Ctrl-C)? Run the same command again: the sweep resumes
@@ -25,38 +25,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from dgn.cli import add_flags, log, parser, run_flow
+from dgn.sweep.config import sweep_config
+from dgn.sweep.report import verdict_line
+from dgn.sweep.run import run_sweep
+from dgn.tracking import check_reachable
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--storage", help="where the sweep writes (dir or s3://); default runs/sweep")
+    p = parser(__doc__)
+    add_flags(p, "storage", storage="where the sweep writes (dir or s3://); default runs/sweep "
+              "(runs/sweep-dry-run with --dry-run)")
     p.add_argument("--name", help="experiment name (Tune dir and MLflow parent run); default sweep-layers")
-    p.add_argument("--data", help="dataset URI; default: the embedded synthetic set")
+    add_flags(p, "data")
     p.add_argument("--run", help="storage of a finished flows/train.py run: use its last classifier and its judge")
     p.add_argument("--layers", help="comma-separated code layers; default conv3,conv4,conv5,pool5,fc6,fc7,fc8")
     p.add_argument("--samples", type=int, help="loss-weight sets per layer (the first is the reference); default 2")
-    p.add_argument("--epochs", type=int, help="epochs per trial (ASHA's max_t); default 4")
-    p.add_argument("--steps-per-epoch", type=int, help="G steps per epoch; default 200")
+    p.add_argument("--trial-epochs", type=int, help="reports per trial, each after --steps-per-epoch G steps "
+                   "(ASHA's max_t); default 4")
+    p.add_argument("--steps-per-epoch", type=int, help="G steps between a trial's reports; default 200")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial asks Ray for; default 1")
     p.add_argument("--max-concurrent-trials", type=int, help="trials running at once; default 2")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance; default 2")
-    p.add_argument("--experiment", help="MLflow experiment; default dgn-sweep")
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    add_flags(p, "num-cpus", "experiment", "no-tracking", "dry-run", num_cpus="CPUs of the local Ray instance; default 2",
+              experiment="MLflow experiment; default dgn-sweep",
+              dry_run="a tiny sweep (7 trials, a few steps): tests, smoke checks")
     p.add_argument("--fresh", action="store_true", help="delete this sweep's Tune state and start over")
-    p.add_argument("--quick", action="store_true", help="a tiny sweep (7 trials, a few steps): tests, smoke checks")
     return p.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace):
-    from dgn.sweep.config import sweep_config
-
     over = {"storage": args.storage, "name": args.name, "data": args.data, "run": args.run,
-            "samples": args.samples, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "samples": args.samples, "epochs": args.trial_epochs, "steps_per_epoch": args.steps_per_epoch,
             "cpus_per_trial": args.cpus_per_trial, "max_concurrent_trials": args.max_concurrent_trials,
             "num_cpus": args.num_cpus, "experiment": args.experiment}
     over = {k: v for k, v in over.items() if v is not None}
@@ -64,29 +64,20 @@ def build_config(args: argparse.Namespace):
         over["layers"] = tuple(x.strip() for x in args.layers.split(",") if x.strip())
     if args.no_tracking:
         over["tracking"] = False
-    if args.quick and "storage" not in over:
-        over["storage"] = "runs/sweep-quick"
-    return sweep_config("quick" if args.quick else "default", **over)
+    if args.dry_run and "storage" not in over:
+        over["storage"] = "runs/sweep-dry-run"
+    return sweep_config("quick" if args.dry_run else "default", **over)
 
 
 def main(argv=None) -> int:
-    from dgn.cli import run_flow
-
     args = parse_args(argv)
     return run_flow(lambda: _sweep(args))
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from dgn.sweep.report import verdict_line
-    from dgn.sweep.run import run_sweep
-    from dgn.tracking.core import scrub
-
     cfg = build_config(args)
     if cfg.tracking:
-        from dgn.tracking import check_reachable
-
         check_reachable()
-    log = lambda m: print(scrub(m), flush=True)  # noqa: E731
     result = run_sweep(cfg, log=log, fresh=args.fresh)
     if result["interrupted"]:
         return 130

@@ -33,3 +33,23 @@ def _private_dgn_home(tmp_path, monkeypatch):
     """No test writes to the user's ~/.dgn MLflow store."""
     monkeypatch.setenv("DGN_HOME", str(tmp_path / "dgn-home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+# The fast tier (`pytest -m "not integration"`, README) is the library on its own; a test is in the integration
+# tier when it needs a server, a Ray cluster, a subprocess (a flow, a bench) or a browser. Decided here from what
+# the test uses, so a new test lands in the right tier without anyone remembering to mark it.
+SERVER_FIXTURES = {"mlflow_url", "s3_bucket", "ray_address", "cluster", "one_cpu_ray", "ray_cluster", "ray_local",
+                   "tiny_run", "browser"}
+HEAVY_SOURCE = ("subprocess", "ray.init", "init_ray", "run_atlas", "fit_stages", "run_training", "run_sweep",
+                "chromium")
+
+
+def pytest_collection_modifyitems(config, items):
+    heavy: dict[str, bool] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in heavy:
+            src = item.path.read_text() if item.path.suffix == ".py" else ""
+            heavy[path] = any(s in src for s in HEAVY_SOURCE)
+        if heavy[path] or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

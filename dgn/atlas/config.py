@@ -7,10 +7,13 @@ Unit specs: ``all``, ``0-9``, ``1,5,7``, ``0-9,20``; per layer with
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
+from dgn.am.dgn_am import AMConfig
 from dgn.data.uri import absolute, check_writable
 from dgn.errors import DGNError
+from dgn.nets.deepsim import parse_spec as parse_generator_spec
 
 DEFAULT_LAYERS = ("fc8", "fc7", "fc6", "conv5")
 TARGET_RUN = "run"
@@ -72,11 +75,7 @@ class AtlasConfig:
 
     def validate(self) -> None:
         if self.published:
-            from dgn.nets.deepsim import parse_spec
-
-            layer, path = parse_spec(self.generator)
-            from pathlib import Path
-
+            layer, path = parse_generator_spec(self.generator)
             if not Path(path).is_file():
                 raise DGNError(f"generator weights {path!r} do not exist (deepsim:{layer}=FILE: a local upconvGAN "
                                "state dict; see docs/deepsim.md)")
@@ -102,9 +101,6 @@ class AtlasConfig:
             raise DGNError(f"threads must be ≥ 0; got {self.threads}")
         if self.device not in ("cpu", "cuda"):
             raise DGNError(f"device must be cpu or cuda; got {self.device!r}")
-        from dgn.am.dgn_am import AMConfig
-        from dataclasses import fields
-
         bad = sorted(set(self.am) - {f.name for f in fields(AMConfig)})
         if bad:
             raise DGNError(f"unknown AM setting(s) {bad}; valid: {', '.join(f.name for f in fields(AMConfig))}")

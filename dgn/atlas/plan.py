@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 
 import pyarrow.fs as pafs
 
-from dgn.atlas.config import COMBINE
-from dgn.data.uri import join, resolve
 from dgn import storage
+from dgn.atlas.config import COMBINE, parse_spec
+from dgn.data.uri import join, resolve
 from dgn.errors import DGNError
 from dgn.storage import epoch_file
+
 
 @dataclass(frozen=True)
 class Source:
@@ -104,8 +105,6 @@ def select_epochs(srcs: list[Source], spec: str) -> list[Source]:
         return srcs
     if spec == "last":
         return srcs[-1:]
-    from dgn.atlas.config import parse_spec
-
     have = {s.epoch: s for s in srcs}
     want = parse_spec(spec, 10**9)
     missing = [e for e in want if e not in have]

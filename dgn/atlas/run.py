@@ -7,7 +7,9 @@ import time
 import uuid
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import torch
+from torch import nn
 
 from dgn.am.dgn_am import AM_PAPER, AMConfig
 from dgn.am.objectives import Objective, check_objectives
@@ -18,11 +20,17 @@ from dgn.atlas.pool import ActorPool
 from dgn.atlas.results import collect
 from dgn.atlas.site import grid_image, write_group, write_html, write_plots
 from dgn.atlas.worker import AtlasWorker, open_target
-from dgn.data.uri import is_s3, join, resolve
 from dgn.cluster import init_ray
+from dgn.data import read_meta
+from dgn.data.uri import is_s3, join, resolve
 from dgn.errors import DGNError
+from dgn.nets.adapters import layer_names
+from dgn.nets.conventions import crop_size, imagenet_class_names
+from dgn.nets.deepsim import CODE_SHAPES, bounds_from_images, build_deepsim, check_deepsim_file, load_bounds, save_bounds
+from dgn.nets.deepsim import parse_spec as parse_generator_spec
 from dgn.storage import exists
-
+from dgn.tracking.atlas import log_group, log_site, log_summary
+from dgn.train import load_checkpoint, load_generator
 
 # a published prior gets the reference's settings (act_max.py: 200 steps, lr 8 → 1e-10, clip to [0, bound] then
 # code × 0.99, the last iterate) from the reference's start, N(0, 1) noise (dgn.nets.deepsim.reference_stats)
@@ -51,8 +59,6 @@ def _published_sources(cfg: AtlasConfig) -> list[Source]:
 def class_layer_of(target) -> str | None:
     """The layer whose units are the 1000 ImageNet classes: the last 1000-wide Linear (fc8, fc, classifier.6, …),
     else a TorchScript model's 1000-wide ``output``."""
-    from torch import nn
-
     last = None
     for name, m in target.model.named_modules():
         if isinstance(m, nn.Linear) and m.out_features == 1000:
@@ -69,9 +75,7 @@ def class_layer_of(target) -> str | None:
 def resolve_bounds(cfg: AtlasConfig, target) -> torch.Tensor:
     """The deepsim G's upper code bounds: read from the file, or mean + 3σ over an image folder through the target
     (which must have the G's code layer, e.g. torchvision:alexnet's fc6); a copy goes beside the atlas."""
-    from dgn.nets.deepsim import CODE_SHAPES, bounds_from_images, load_bounds, parse_spec, save_bounds
-
-    layer, _ = parse_spec(cfg.generator)
+    layer, _ = parse_generator_spec(cfg.generator)
     if cfg.bounds.startswith("imagefolder:"):
         shapes = target.layer_shapes([layer], 227) if layer in dict(target.model.named_modules()) else {}
         if tuple(shapes.get(layer, ())) != CODE_SHAPES[layer]:
@@ -88,12 +92,8 @@ def resolve_bounds(cfg: AtlasConfig, target) -> torch.Tensor:
 
 def _context(cfg: AtlasConfig, first: Source) -> dict:
     """Data URI, judge, class names, layer shapes: what the driver checks before any work starts."""
-    from dgn.data import read_meta
-
     if cfg.published:
         return _published_context(cfg, first)
-    from dgn.train import load_checkpoint, load_generator
-
     g, _ = load_generator(first.generator)
     data = cfg.data
     if first.run_target and not data:
@@ -111,17 +111,12 @@ def _context(cfg: AtlasConfig, first: Source) -> dict:
 def _published_context(cfg: AtlasConfig, first: Source) -> dict:
     """A deepsim G: no run, no judge. Best-real activations from --data if given (else ratios are NaN); ImageNet
     class names beside the class layer's units."""
-    from dgn.nets.conventions import crop_size, imagenet_class_names
-    from dgn.nets.deepsim import build_deepsim, check_deepsim_file, parse_spec
-
-    layer, path = parse_spec(first.generator)
+    layer, path = parse_generator_spec(first.generator)
     check_deepsim_file(path, layer)  # a wrong file: one line now, not in every actor
     target = open_target(first, cfg.target_weights)
     size = crop_size(target.input_size)
     g = build_deepsim(layer, size, device="meta")
     if cfg.data:
-        from dgn.data import read_meta
-
         read_meta(cfg.data)  # readable, or one line
     cls = class_layer_of(target)  # no judge: a run's judge knows the run's classes, not ImageNet's
     ctx = {"data": cfg.data, "judge": "", "class_names": [],
@@ -132,8 +127,6 @@ def _published_context(cfg: AtlasConfig, first: Source) -> dict:
 
 def _wanted(cfg: AtlasConfig, first: Source, target, image_size: int, ctx: dict) -> dict:
     if cfg.layers is None and not first.run_target and target.relu_layers == frozenset():
-        from dgn.nets.adapters import layer_names
-
         names = layer_names(target)
         raise DGNError(f"target {cfg.target!r} has no Caffe layer names; choose --layers among its modules: "
                        + ", ".join(names[:40]) + (f", … ({len(names)} in all)" if len(names) > 40 else ""))
@@ -182,8 +175,6 @@ def _site_root(cfg: AtlasConfig) -> tuple[Path, bool]:
 
 
 def _upload(root: Path, uri: str) -> None:
-    import pyarrow.fs as pafs
-
     fs, path = resolve(uri)
     pafs.copy_files(str(root), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
@@ -243,8 +234,6 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
         folder = write_group(root, g, what=what)
         logged_key = f"{prefix}/{g.key}#{g.signature()}"  # a group that grew (more --units) is logged again
         if run is not None and not manifest.was_logged(run_id, logged_key):
-            from dgn.tracking.atlas import log_group
-
             log_group(run, g, folder, grid_image(g, what=what), prefix=prefix)
             manifest.mark_logged(run_id, logged_key)
     write_plots(root, groups, what=what)
@@ -256,8 +245,6 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     summary = _summary(cfg, groups, ctx, items=items, skipped=skipped, stats=stats, pool_seconds=pool_seconds,
                        seconds=time.time() - t0, html=str(index) if not remote else join(out, "html", "index.html"))
     if run is not None:
-        from dgn.tracking.atlas import log_site, log_summary
-
         log_site(run, root, prefix=prefix)
         log_summary(run, summary, prefix=prefix)
     log(f"atlas: done: {summary['items_done']} item(s) rendered, {summary['items_skipped']} skipped, "

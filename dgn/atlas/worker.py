@@ -17,17 +17,18 @@ from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
 from dgn.am.objectives import as_objective
 from dgn.atlas.config import COMBINE
 from dgn.atlas.plan import Item, Source
+from dgn.data import load_split
 from dgn.metrics import activation_ratio, best_real_activations, judge_predictions
+from dgn.nets.adapters import load_target
+from dgn.nets.conventions import crop_size, display_uint8
+from dgn.nets.deepsim import is_deepsim, load_deepsim, parse_spec, reference_stats
+from dgn.train import load_classifier, load_generator, load_judge
 
 
 def open_target(src: Source, weights: str = "") -> TargetNet:
     if src.run_target:
-        from dgn.train import load_classifier
-
         net, _ = load_classifier(src.target)
         return TargetNet.caffenet(net, name=f"classifier {src.key}")
-    from dgn.nets.adapters import load_target
-
     return load_target(src.target, weights=weights or None)
 
 
@@ -55,8 +56,6 @@ class AtlasWorker:
         self.starts, self.seed, self.n_real = starts, seed, n_real
         self.data_uri, self.target_weights = data, target_weights
         self.bounds = bounds  # upper code bounds of a deepsim G (dgn.nets.deepsim)
-        from dgn.train import load_judge
-
         self.judge = load_judge(judge).to(self.device) if judge else None
         self._g_uri = self._t_key = None
         self.G = self.stats = self.T = None
@@ -74,23 +73,15 @@ class AtlasWorker:
             self._t_key = (src.target, src.run_target)
             self._best = {}
             self.loads["target"] += 1
-        from dgn.nets.deepsim import is_deepsim
-
         g_key = src.generator
         if is_deepsim(src.generator):  # its 256 px are centre-cropped to the target's input size
-            from dgn.nets.conventions import crop_size
-
             g_key = (src.generator, crop_size(self.T.input_size))
         g_new = g_key != self._g_uri
         if g_new:
             if is_deepsim(src.generator):
-                from dgn.nets.deepsim import load_deepsim, parse_spec, reference_stats
-
                 layer, path = parse_spec(src.generator)
                 g, stats = load_deepsim(path, layer, image_size=g_key[1]), reference_stats(self.bounds)
             else:
-                from dgn.train import load_generator
-
                 g, ck = load_generator(src.generator)
                 stats = ck["code_stats"]
             self.G, self.stats = g.to(self.device), stats
@@ -101,8 +92,6 @@ class AtlasWorker:
     def real_images(self) -> torch.Tensor:
         """(N, 3, S, S) float validation images at G's resolution, loaded once."""
         if self._real is None:
-            from dgn.data import load_split
-
             x, _ = load_split(self.data_uri, "val", image_size=self.G.config.image_size, limit=self.n_real)
             self._real = x.float() / 255
         return self._real
@@ -172,8 +161,6 @@ class AtlasWorker:
         grad_max = grads.view(S, K).amax(0)
         trace_max = res.trace.view(S, K, -1).amax((0, 2)).float()
         dead = ((best <= 0) | best.isnan()) & (grad_max == 0) & (trace_max <= 0)
-        from dgn.nets.conventions import display_uint8
-
         return {
             "images": display_uint8(images).numpy(),  # (K, H, W, 3)
             "activation": act.numpy(), "objective": obj.amax(0).numpy(), "best_real": best.numpy(),

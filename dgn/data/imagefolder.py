@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from PIL import Image
 
+from dgn.data.parquet import read_meta, write_split
 from dgn.errors import DGNError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -127,8 +128,6 @@ def imagefolder_rows(root: str, split_dirs: tuple[str, str] = ("train", "val")) 
 
 def convert_imagefolder(root: str, uri: str, *, split_dirs: tuple[str, str] = ("train", "val")):
     """Write the tree at ``root`` as a Parquet dataset at ``uri`` and return its DatasetMeta."""
-    from dgn.data.parquet import read_meta, write_split
-
     rows = imagefolder_rows(root, split_dirs)
     for split in ("train", "val"):
         write_split(rows[split], uri, split)

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import torch
 from PIL import Image
 
 from dgn.data.uri import is_s3, join, resolve, s3_error
@@ -418,8 +419,6 @@ def iter_batches(uri: str, split: str, *, image_size: int, batch_size: int, shar
 
 
 def _collate(pool: ThreadPoolExecutor, chunk: list, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-
     imgs = list(pool.map(lambda r: decode_image(r[0], image_size, where=r[2]), chunk))
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255)  # (B, 3, H, W)
     y = torch.tensor([r[1] for r in chunk], dtype=torch.long)  # (B,)
@@ -429,8 +428,6 @@ def _collate(pool: ThreadPoolExecutor, chunk: list, image_size: int) -> tuple[to
 def load_split(uri: str, split: str, *, image_size: int, limit: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``limit`` rows (all by default) of a split in memory: (uint8 (N, 3, H, W), int64 (N,))."""
-    import torch
-
     if image_size < 1:
         raise DGNError(f"image_size {image_size} must be >= 1.")
     if limit is not None and limit < 0:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -154,9 +156,6 @@ def write_bytes(uri: str, data: bytes) -> str:
         with fs.open_output_stream(path) as f:
             f.write(data)
         return uri
-    import tempfile
-    from pathlib import Path
-
     path = Path(uri.removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

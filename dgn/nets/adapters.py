@@ -21,6 +21,7 @@ any normalisation belongs inside the scripted model.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 
 from dgn.am.dgn_am import TargetNet
 from dgn.errors import DGNError
+from dgn.nets.conventions import imagenet_input
 from dgn.nets.weights import _load_state, load_torchvision_alexnet
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -52,8 +54,6 @@ def _unroll(script) -> nn.Module:
 
 
 def _named_sequential(pairs) -> nn.Sequential:
-    from collections import OrderedDict
-
     return nn.Sequential(OrderedDict(pairs))
 
 
@@ -73,8 +73,6 @@ class ImageNetTarget(TargetNet):
         super().__init__(model, input_size=input_size, name=name)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        from dgn.nets.conventions import imagenet_input
-
         return imagenet_input(images, self.input_size)
 
 

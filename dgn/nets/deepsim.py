@@ -38,10 +38,14 @@ import math
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
+from dgn.data.imagefolder import _images
 from dgn.errors import DGNError
 from dgn.nets.generator import Generator, generator_config
+from dgn.nets.weights import _load_state
 
 DEEPSIM_PREFIX = "deepsim:"
 CODE_SHAPES = {"fc6": (4096,), "fc7": (4096,), "fc8": (1000,), "pool5": (256, 6, 6)}
@@ -127,8 +131,6 @@ def fill_deepsim(g: Generator, state: dict, layer: str, *, where: str = "state d
 
 def load_deepsim(path: str | Path, layer: str, *, image_size: int = 227) -> Generator:
     """The DeePSiM ``layer`` generator (fc6, fc7, fc8, pool5) from a local ``upconvGAN`` state-dict file."""
-    from dgn.nets.weights import _load_state
-
     check_layer(layer)
     state = _load_state(path)
     g = build_deepsim(layer, image_size, device="meta").to_empty(device="cpu")  # no random init: all is overwritten
@@ -137,8 +139,6 @@ def load_deepsim(path: str | Path, layer: str, *, image_size: int = 227) -> Gene
 
 def check_deepsim_file(path: str | Path, layer: str) -> None:
     """Keys and shapes of a weights file, checked without building the network (the driver, before any work)."""
-    from dgn.nets.weights import _load_state
-
     check_layer(layer)
     fill_deepsim(build_deepsim(layer, 256, device="meta"), _load_state(path), layer, where=f"weights file {str(path)!r}")
 
@@ -197,11 +197,6 @@ def bounds_from_images(folder: str | Path, encoder, layer: str, *, image_size: i
     """mean + ``sigmas``·σ per code unit of ``encoder`` (a TargetNet: reported, i.e. post-ReLU, values of ``layer``)
     over the images under ``folder`` (any ImageFolder tree; each resized to ``image_size``, as the reference's
     get_code does)."""
-    import numpy as np
-    from PIL import Image
-
-    from dgn.data.imagefolder import _images
-
     folder = str(folder)
     if not Path(folder).is_dir():
         raise DGNError(f"image folder {folder!r} does not exist")

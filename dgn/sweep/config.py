@@ -1,8 +1,8 @@
 """The sweep's settings, its two presets, and the grid of loss weights.
 
 Grid: every layer in ``layers`` × ``samples`` loss-weight sets. Set 0 is the
-reference (the GANConfig defaults, the paper's balance at the "mean"
-reduction: image 1, feature 0.1, adversarial 0.01); the others are drawn
+reference (the paper's balance at the "mean" reduction: image 1,
+feature 0.1, adversarial 0.01, on the product's G recipe); the others are drawn
 log-uniformly within ×/÷ ``spread`` of it by a seeded generator. The same
 weight sets are used for every layer, so layers are compared pairwise, weight
 set by weight set, not against luck of the draw.

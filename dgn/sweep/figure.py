@@ -10,8 +10,8 @@ from dgn.am.dgn_am import TargetNet, dgn_am
 from dgn.nets.generator import Generator, GeneratorConfig
 from dgn.quality import class_units
 from dgn.sweep.evaluate import am_config
-from dgn.train.checkpoint import load_checkpoint, load_state
 from dgn.sweep.trial import CHECKPOINT
+from dgn.train.checkpoint import load_checkpoint, load_state
 
 
 def render_layers(encoder, checkpoints: dict[str, str], *, num_classes: int, steps: int, lr: float,

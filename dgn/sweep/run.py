@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,8 @@ from dgn.sweep.config import SweepConfig
 from dgn.sweep.figure import layer_figure, render_layers
 from dgn.sweep.report import per_layer, verdict, verdict_line, write_tables
 from dgn.sweep.tuner import forget_sweep, init_ray, run_tuner
+from dgn.tracking import browse_hint
+from dgn.tracking.sweep import LiveTrials, log_sweep, open_parent
 
 Log = Callable[[str], None]
 
@@ -39,9 +42,6 @@ def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dic
     try:
         base = prepare_base(cfg, log)
         if cfg.tracking:  # the parent run exists (RUNNING) from the first trial on; children fill in live
-            from dgn.tracking import browse_hint
-            from dgn.tracking.sweep import LiveTrials, open_parent
-
             parent = open_parent(experiment=cfg.experiment, name=cfg.name, params=cfg.to_dict(), resume=not fresh)
             live = LiveTrials(experiment=cfg.experiment, name=cfg.name, parent_run_id=parent.run_id)
             log(f"mlflow: sweep run {cfg.name!r} (id {parent.run_id}), a child per trial as it reports; {browse_hint()}")
@@ -75,8 +75,6 @@ def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dic
     files.append(out_dir / "sweep_result.json")
     log(verdict_line(v))
     if cfg.tracking:
-        from dgn.tracking.sweep import log_sweep
-
         result["mlflow_run_id"] = log_sweep(experiment=cfg.experiment, name=cfg.name, params=cfg.to_dict(),
                                             rows=out.rows, histories=out.histories, summary=summary, verdict=v,
                                             files=files)
@@ -84,6 +82,4 @@ def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dic
 
 
 def _scratch() -> str:
-    import tempfile
-
     return tempfile.mkdtemp(prefix="dgn-sweep-")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
 from ray import tune
 
 from dgn.errors import DGNError
@@ -35,8 +34,10 @@ CHECKPOINT = "gan.pt"
 
 
 def gan_config(cfg: SweepConfig, layer: str, weights: dict) -> GANConfig:
-    """The product's G recipe (GANConfig's defaults) with this trial's layer and weights."""
-    return GANConfig(layer=layer, **weights, warmup_steps=cfg.warmup_steps, lr=cfg.lr)
+    """The product's G recipe (GANConfig's defaults) with this trial's layer and weights; with an adversarial term,
+    the reference's D/G balance (G's update paused while D's loss ratio is above 10)."""
+    pause = "update" if weights.get("w_adv", 0) > 0 else "none"
+    return GANConfig(layer=layer, **weights, warmup_steps=cfg.warmup_steps, lr=cfg.lr, pause=pause)
 
 
 def events_path(storage: str, trial_id: str) -> Path | None:

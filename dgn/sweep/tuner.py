@@ -18,12 +18,17 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
 
 from dgn import cluster
 from dgn.data import join
+from dgn.data.uri import resolve
 from dgn.errors import DGNError
 from dgn.sweep.base import Base, load_images
 from dgn.sweep.config import SweepConfig, weight_sets
+from dgn.sweep.report import trial_rows
 from dgn.sweep.trial import trainable
 
 Log = Callable[[str], None]
@@ -54,10 +59,6 @@ def init_ray(cfg: SweepConfig) -> bool:
 
 def forget_sweep(cfg: SweepConfig, log: Log = print) -> None:
     """Delete this sweep's Tune state, trial events and identity file (local or s3://); E and the judge stay."""
-    import pyarrow.fs as pafs
-
-    from dgn.data.uri import resolve
-
     for uri in (experiment_path(cfg), join(cfg.storage, "events"), join(cfg.storage, f"{cfg.name}.json")):
         fs, path = resolve(uri)
         info = fs.get_file_info(path)
@@ -71,8 +72,6 @@ def _check_same_sweep(cfg: SweepConfig) -> None:
     """A sweep resumed under the same storage and name must be the same sweep."""
     if "://" in cfg.storage:
         return
-    from pathlib import Path
-
     f = Path(cfg.storage) / f"{cfg.name}.json"
     now = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items() if k in FIXED}
     if f.is_file():
@@ -119,8 +118,6 @@ def build_tuner(cfg: SweepConfig, base: Base, images: dict, callbacks: list | No
 def run_tuner(cfg: SweepConfig, base: Base, log: Log = print, callbacks: list | None = None) -> SweepOutcome:
     """Run (or resume) the sweep to its end, or until interrupted (SIGINT)."""
     import ray
-
-    from dgn.sweep.report import trial_rows
 
     _check_same_sweep(cfg)
     images = load_images(base, cfg)

@@ -12,9 +12,12 @@ image cards print every param of the run above the grid.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
-from dgn.tracking.core import Run
+from dgn.errors import DGNError
+from dgn.tracking.core import Run, _client, check_reachable, open_run, tracking_uri
 
 
 def image_key(layer: str, prefix: str = "atlas") -> str:
@@ -35,9 +38,6 @@ def log_group(run: Run, group, folder: Path, grid, *, prefix: str = "atlas") -> 
 
 def log_site(run: Run, root: Path, *, prefix: str = "atlas") -> None:
     """The HTML pages and plots of the static atlas (the per-epoch folders went up with their groups)."""
-    import shutil
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="dgn-atlas-site-") as tmp:
         for p in list(root.rglob("*.html")) + list((root / "plots").glob("*.png")):
             dst = Path(tmp) / p.relative_to(root)
@@ -61,8 +61,6 @@ def open_atlas_run(*, storage: str, run_name: str = "", run_id: str = "", experi
     ``params`` (the atlas's config) goes to the artifact ``atlas/config.json``
     of that run, not into its params (see the module docstring).
     """
-    from dgn.tracking.core import _client, check_reachable, open_run, tracking_uri
-
     if run_id:
         uri = tracking_uri()
         check_reachable(uri)
@@ -70,8 +68,6 @@ def open_atlas_run(*, storage: str, run_name: str = "", run_id: str = "", experi
         try:
             client.get_run(run_id)
         except Exception:  # noqa: BLE001 — mlflow raises its own RestException / MlflowException
-            from dgn.errors import DGNError
-
             raise DGNError(f"MLflow run id {run_id!r} does not exist at {uri}") from None
         client.update_run(run_id, status="RUNNING")
         run = Run(client, run_id, resumed=True)

@@ -25,15 +25,21 @@ stepped images are what a user opens it for (run page → Model metrics):
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from dgn.errors import DGNError
 
@@ -177,9 +183,6 @@ class Run:
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        import math
-        import time
-
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
@@ -224,8 +227,6 @@ class Run:
         newest[key] = max(step, newest.get(key, 0))
 
     def _log_image(self, image, key: str, step: int) -> None:
-        import time
-
         self._last_ts = max(int(time.time() * 1000), self._last_ts + 1)
         self.client.log_image(self.run_id, image, key=key, step=step, timestamp=self._last_ts)
 
@@ -253,8 +254,6 @@ class Run:
         self.client.log_text(self.run_id, scrub(text), artifact_file)
 
     def log_dict(self, d: dict, artifact_file: str) -> None:
-        import json
-
         self.log_text(json.dumps(d, indent=2, default=str), artifact_file)
 
     def log_table(self, rows: list[dict], artifact_file: str) -> None:
@@ -331,9 +330,6 @@ def open_run(*, experiment: str, run_name: str, params: Mapping | None = None, t
 
 def save_png(image, path: str | Path) -> Path:
     """Write a PIL image or (H, W, 3) uint8 array as PNG (for artifacts)."""
-    from PIL import Image
-    import numpy as np
-
     img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dgn.tracking.core import Run, browse_hint, check_reachable, open_run, tracking_uri
+from dgn.errors import DGNError
+from dgn.tracking.core import RUN_NAME_TAG, Run, _client, browse_hint, check_reachable, open_run, tracking_uri
 
 Log = Callable[[str], None]
 # The training run's params (flattened names), few and short on purpose: MLflow's image cards print every param
@@ -52,9 +53,6 @@ class TrainingTracker:
 
     def check_name(self) -> None:
         """A run name belongs to one storage: refuse to continue another storage's run (before any work)."""
-        from dgn.errors import DGNError
-        from dgn.tracking.core import RUN_NAME_TAG, _client
-
         client = _client()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is None:

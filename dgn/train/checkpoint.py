@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from dgn.data.uri import resolve, write_bytes
 from dgn.errors import DGNError
 
 FORMAT = 1
@@ -31,15 +32,11 @@ def save_checkpoint(obj: dict, uri: str) -> str:
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
-    from dgn.data.uri import write_bytes
-
     return write_bytes(uri, data)
 
 
 def _read_bytes(uri: str) -> bytes:
     if _is_remote(uri):
-        from dgn.data.uri import resolve
-
         fs, path = resolve(uri)
         try:
             with fs.open_input_stream(path) as f:

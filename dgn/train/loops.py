@@ -39,8 +39,17 @@ from dgn.errors import DGNError
 from dgn.metrics.reconstruction import reconstruct
 from dgn.storage import RunLayout
 from dgn.train.checkpoint import load_checkpoint, save_checkpoint
-from dgn.train.classifier import (build_classifier, classifier_checkpoint, did_not_learn, evaluate,
-                                  judge_checkpoint, load_encoder, make_optimizer, make_schedule, train_epoch)
+from dgn.train.classifier import (
+    build_classifier,
+    classifier_checkpoint,
+    did_not_learn,
+    evaluate,
+    judge_checkpoint,
+    load_encoder,
+    make_optimizer,
+    make_schedule,
+    train_epoch,
+)
 from dgn.train.codestats import code_stats
 from dgn.train.gan import GANConfig, GANTrainer
 from dgn.train.worker import Events, Worker
@@ -308,6 +317,8 @@ def generator_loop(cfg: dict) -> bool:
     if ck is not None:
         trainer.load(ck, where=layout.checkpoint(stage_dir, start))
         w.put({"stage": stage, "note": f"resuming at checkpoint {start + 1} from {layout.checkpoint(stage_dir, start)}"})
+    else:
+        w.put({"stage": stage, "note": " ".join(trainer.describe().split("\n"))})  # what is trained, what is cut
     trainer.G = w.wrap(trainer.G, sync_bn=True)
     trainer.D = w.wrap(trainer.D, sync_bn=True)
     trainer.reduce = lambda vals: [v / w.world for v in w.sum(vals)]  # D/G balance decided on global losses

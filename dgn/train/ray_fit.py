@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dgn.data.uri import resolve
 from dgn.errors import DGNError
 from dgn.train.loops import pipeline_loop
-
 
 # the driver's S3 settings, given to workers that lack their own (a cluster's environment wins)
 S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID",
@@ -34,8 +34,6 @@ class Scaling:
 def _storage(uri: str):
     """(storage_path, storage_filesystem) for RunConfig: S3 through the project's endpoint settings."""
     if uri.startswith("s3://"):
-        from dgn.data.uri import resolve
-
         fs, path = resolve(uri)
         return path, fs
     return os.path.abspath(uri), None

@@ -37,9 +37,9 @@ def test_bad_input_is_one_sentence_and_writes_nothing(tiny_run, tmp_path):
                       (["--layers", "fc9"], "error: unknown layer 'fc9'"),
                       (["--combine", "fc8:1+"], "error: bad objective"),
                       (["--generators", "all", "--generator-layer", "conv3"], "error: no generator for layer 'conv3'")):
-        r = _flow("--storage", tiny_run, "--out", str(out), "--no-mlflow", *args, timeout=120)
+        r = _flow("--storage", tiny_run, "--out", str(out), "--no-tracking", *args, timeout=120)
         assert r.returncode == 2, (args, r.stderr[-1000:])
         assert r.stderr.startswith(msg) and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
         assert not out.exists()
-    r = _flow("--no-mlflow", timeout=60)
+    r = _flow("--no-tracking", timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error: --storage is required")

@@ -62,14 +62,14 @@ def test_deepsim_atlas_end_to_end(published_files, tmp_path):
     # a rerun skips the finished items
     r2 = _flow("--generator", f"deepsim:fc6={d / 'upconvGAN_fc6.pt'}", "--bounds", str(d / "fc6.txt"),
                "--target", "torchvision:alexnet", "--target-weights", str(d / "alexnet.pt"), "--layers", "fc8",
-               "--units", "643,624,304", "--steps", "2", "--actors", "1", "--out", str(out), "--no-mlflow",
+               "--units", "643,624,304", "--steps", "2", "--actors", "1", "--out", str(out), "--no-tracking",
                cwd=tmp_path)
     assert r2.returncode == 0 and '"items_done": 0' in r2.stdout, r2.stderr[-2000:]
 
 
 def test_deepsim_bad_input_is_one_line(published_files, tmp_path):
     d = published_files
-    base = ["--target", "torchvision:alexnet", "--target-weights", str(d / "alexnet.pt"), "--no-mlflow",
+    base = ["--target", "torchvision:alexnet", "--target-weights", str(d / "alexnet.pt"), "--no-tracking",
             "--out", str(tmp_path / "a")]
     for args, msg in ((["--generator", f"deepsim:fc6={d / 'nope.pt'}", "--bounds", str(d / "fc6.txt")],
                        "error: generator weights"),

@@ -111,7 +111,7 @@ def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, tmp_pat
     storage = write_tiny_run(str(tmp_path / "tiny"))
     out, log = tmp_path / "atlas", tmp_path / "atlas.log"
     proc = _start("atlas", "--storage", storage, "--out", str(out), "--layers", "fc8,fc7", "--units",
-                  "fc8=all;fc7=0-47", "--chunk", "4", "--steps", "40", "--actors", "2", "--no-mlflow",
+                  "fc8=all;fc7=0-47", "--chunk", "4", "--steps", "40", "--actors", "2", "--no-tracking",
                   address=cluster.address, log=log)
     manifest = out / "manifest.json"
 

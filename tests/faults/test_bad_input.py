@@ -180,8 +180,8 @@ def test_location_under_a_file_in_every_flow(capsys, nothing_written, tmp_path, 
     blocker.write_text("not a folder")
     under = str(blocker / "x")
     cases = [("train", ["--dry-run", "--storage", under], "storage"),
-             ("atlas", ["--storage", tiny_run, "--out", under, "--no-mlflow"], "atlas output"),
-             ("sweep_layers", ["--quick", "--storage", under, "--no-tracking"], "storage"),
+             ("atlas", ["--storage", tiny_run, "--out", under, "--no-tracking"], "atlas output"),
+             ("sweep_layers", ["--dry-run", "--storage", under, "--no-tracking"], "storage"),
              ("prepare_data", ["--out", under, "--n-train", "10", "--n-val", "10"], "dataset location")]
     for flow_name, argv, what in cases:
         line = one_line_error(*run_main(capsys, flow_name, *argv)[::2])

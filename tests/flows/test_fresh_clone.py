@@ -2,7 +2,7 @@
 
 The repository is cloned into a new temporary folder and every command runs there as a subprocess, with the
 clone as working directory, no flags beyond the ones the docs show and no absolute path on any command line:
-relative default storages (runs/dry-run, runs/atlas-dry-run, runs/sweep-quick, data/x) must reach Ray Train
+relative default storages (runs/dry-run, runs/atlas-dry-run, runs/sweep-dry-run, data/x) must reach Ray Train
 workers, atlas actors and Tune trials, which do not run in the driver's directory. Each flow starts its own
 local Ray, as it does for a user. MLflow is the default SQLite store under a private DGN_HOME (an environment
 variable, as a user's ~/.dgn would be).
@@ -93,6 +93,6 @@ def test_atlas_dry_run(clone):
 
 def test_sweep_quick(clone):
     repo = clone[0]
-    r = _newcomer(clone, "python flows/sweep_layers.py --quick")
-    table = repo / "runs" / "sweep-quick" / "sweep_table.md"
+    r = _newcomer(clone, "python flows/sweep_layers.py --dry-run")
+    table = repo / "runs" / "sweep-dry-run" / "sweep_table.md"
     assert table.is_file() and "fc6" in table.read_text(), r.stdout[-2000:]

@@ -78,12 +78,12 @@ def _main():
 def test_flow_rejects_bad_input_without_traceback_or_output(tmp_path, capsys):
     storage = tmp_path / "s"
     main = _main()
-    for args in (["--epochs", "0"], ["--cpus-per-trial", "4", "--num-cpus", "2"], ["--layers", ""]):
-        assert main(["--quick", "--no-tracking", "--storage", str(storage), *args]) == 2
+    for args in (["--trial-epochs", "0"], ["--cpus-per-trial", "4", "--num-cpus", "2"], ["--layers", ""]):
+        assert main(["--dry-run", "--no-tracking", "--storage", str(storage), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
     # and as a process: exit status 2, one line, no traceback
-    p = subprocess.run([sys.executable, str(ROOT / "flows/sweep_layers.py"), "--quick", "--no-tracking",
+    p = subprocess.run([sys.executable, str(ROOT / "flows/sweep_layers.py"), "--dry-run", "--no-tracking",
                         "--storage", str(storage), "--layers", "fc6,fc9"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.startswith("error: ") and "fc9" in p.stderr and "Traceback" not in p.stderr
     assert not storage.exists()  # nothing half-done
@@ -92,4 +92,4 @@ def test_flow_rejects_bad_input_without_traceback_or_output(tmp_path, capsys):
 def test_help_shows_the_usage():
     p = subprocess.run([sys.executable, str(ROOT / "flows/sweep_layers.py"), "--help"], capture_output=True, text=True,
                        timeout=60)
-    assert p.returncode == 0 and "ray job submit" in p.stdout and "--quick" in p.stdout
+    assert p.returncode == 0 and "ray job submit" in p.stdout and "--dry-run" in p.stdout

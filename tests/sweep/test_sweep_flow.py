@@ -126,7 +126,7 @@ def tiny_run(tmp_path_factory):
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_run, tmp_path):
     base = tiny_run
     storage = tmp_path / "resume"
-    cmd = [sys.executable, str(FLOW), "--quick", "--run", str(base), "--storage", str(storage), "--no-tracking",
+    cmd = [sys.executable, str(FLOW), "--dry-run", "--run", str(base), "--storage", str(storage), "--no-tracking",
            "--layers", "conv5,fc6,fc8", "--num-cpus", "1", "--max-concurrent-trials", "1"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
