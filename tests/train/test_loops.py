@@ -1,0 +1,55 @@
+"""The training loops in this process (no Ray): step budgets, the batch stream, checkpoints by step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dgn.data import read_meta, write_synthetic
+from dgn.errors import DGNError
+from dgn.storage import RunLayout
+from dgn.train.checkpoint import load_checkpoint
+from dgn.train.loops import fit_local, schedule, stream
+
+
+def test_schedule_spaces_checkpoints_evenly_and_ends_at_the_budget():
+    assert schedule(500, 4) == [125, 250, 375, 500]
+    assert schedule(10, 3) == [3, 7, 10]
+    assert schedule(2, 5) == [1, 2]  # never more checkpoints than steps
+    with pytest.raises(DGNError, match="≥ 1 step"):
+        schedule(0, 1)
+
+
+@pytest.mark.parametrize("n", [40, 400])
+def test_a_budget_is_the_same_number_of_steps_whatever_the_dataset_size(n):
+    x = torch.randint(0, 255, (n, 3, 4, 4), dtype=torch.uint8)
+    batches = list(stream(x, None, local=8, start=0, stop=30, seed=0, rank=0, device="cpu"))
+    assert len(batches) == 30 and all(b.shape == (8, 3, 4, 4) for b in batches)
+
+
+def test_a_resumed_stream_gives_the_batches_an_unbroken_one_gives():
+    x = torch.arange(50 * 3, dtype=torch.uint8).view(50, 3, 1, 1)
+    y = torch.arange(50)
+    whole = list(stream(x, y, local=8, start=0, stop=20, seed=3, rank=1, device="cpu"))
+    parts = [b for lo, hi in ((0, 7), (7, 13), (13, 20))
+             for b in stream(x, y, local=8, start=lo, stop=hi, seed=3, rank=1, device="cpu")]
+    assert len(parts) == 20 and all(torch.equal(a[1], b[1]) for a, b in zip(whole, parts))
+    first_pass = torch.cat([b[1] for b in whole[:6]])  # 50 // 8 = 6 batches a pass, each row at most once
+    assert len(set(first_pass.tolist())) == 48
+
+
+def test_fit_local_trains_the_job_stages_in_this_process(tmp_path):
+    data = str(tmp_path / "data")
+    write_synthetic(data, n_train=48, n_val=16, seed=0, image_size=32)
+    meta = read_meta(data)
+    cfg = dict(kind="judge", data=data, storage=str(tmp_path / "run"), image_size=32, num_classes=meta.num_classes,
+               class_names=meta.class_names, n_train=48, steps=5, checkpoints=2, lr=3e-3, batch_size=16, seed=0)
+    events = []
+    fit_local([("judge", cfg)], on_event=events.append, threads=1)
+    done = [e for e in events if "epoch" in e]
+    assert [(e["epoch"], e["step"]) for e in done] == [(1, 2), (2, 5)]  # 48 rows / 16 = 3 a pass: 5 steps span 2
+    layout = RunLayout(cfg["storage"])
+    assert layout.epochs("judge") == [1, 2] and load_checkpoint(layout.judge, "judge")["step"] == 5
+    again = []
+    fit_local([("judge", cfg)], on_event=again.append, threads=1)  # all checkpoints there: nothing to do
+    assert again == []
