@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
+from dgn.am.dgn_am import AMConfig, dgn_am
 from dgn.metrics import (
     activation_ratio,
     best_real_activations,
@@ -25,6 +25,7 @@ from dgn.metrics import (
     reconstruct,
     reconstruction_metrics,
 )
+from dgn.nets.adapters import TargetNet
 from dgn.train.batches import tensor_batches
 
 

@@ -7,115 +7,101 @@ optimised together with one forward/backward pass per step. Nothing couples
 the codes (G and T run in eval mode, gradients are normalised per code), so a
 batch gives the same result as one objective at a time.
 
-Reference settings (the defaults of :class:`AMConfig`): 200 steps; gradient
-divided by its mean absolute value; step size falling linearly from 8 to ~0;
-code multiplied by 0.99 each step (the L2 term); each code unit clipped to
-[0, mean + 3σ of its activation over real images]; the best code seen (by the
-objective) is kept.
+One step, as the reference code (Evolving-AI-Lab/synthesizing ``act_max.py``)
+does it, for step ``i`` of ``steps``::
+
+    step  = lr + (lr_end − lr) · i / steps               # linear schedule
+    image = G(code); value = T(image)[unit]              # the image of this step
+    code  = code + step · ∂value/∂code / mean|∂value/∂code|
+    code  = min(max(code, 0), upper)                      # clip each code unit …
+    code  = code · (1 − decay)                            # … then decay (the L2 term)
+
+and the result is the **last** step's image (of the code that step started
+from; the last update is never rendered), not the best step's: the reference
+says "there is no correlation between activation and recognizability". A code
+whose gradient is zero (or not finite) stops where it is, as the reference
+breaks its loop. :data:`AM_PAPER` is the reference exactly
+(``tests/am/test_reference_update.py`` checks it against a line-by-line
+transcription); :class:`AMConfig`'s defaults are the product's, which differ
+from it only in the step size and the start code (see the field comments
+and docs/am.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
-import torch.nn.functional as F
 
-from dgn.am.objectives import Objective, as_objective, check_objectives, evaluate
 from dgn.am.transforms import jitter as _jitter
 from dgn.errors import DGNError
-from dgn.nets.caffenet import RELU_LAYERS, CaffeNet
-from dgn.nets.target import capture
+from dgn.nets.adapters import TargetNet
+from dgn.nets.objectives import Objective, as_objective, check_objectives
 
-INITS = ("zeros", "noise", "mean", "codes")
+INITS = ("zeros", "noise", "randn", "mean", "codes")
 
 
 @dataclass
 class AMConfig:
-    steps: int = 200
-    lr: float = 8.0  # step size at step 0
-    lr_end: float = 1e-10  # step size at the last step (linear in between)
-    decay: float = 0.01  # code *= (1 - decay) each step
-    normalise_grad: bool = True  # gradient / mean |gradient|, per code
-    clip: bool = True  # clip each code unit to [0, upper bound]
-    init: str = "zeros"  # zeros | noise | mean | codes (given)
-    noise_std: float = 1.0  # noise init: |N(0, noise_std·σ)| + mean, per code unit... see _init_codes
-    seed: int = 0
-    keep_best: bool = True  # return the best step's image, as the reference code does
-    jitter: int = 0  # random shift (pixels, same for every code, seeded) of G's image before the target each step; 0 = the paper
-    # a vector layer (e.g. "fc8") whose units are optimised as log-probabilities (log-softmax over the layer) rather
-    # than raw values: the image must raise its unit *relative to the others*; "" = the paper (pre-softmax logits).
-    # Reported activations stay the raw values either way.
-    log_softmax: str = ""
-    channels_last: bool = True  # NHWC convs: ~1.8x faster batched AM on CPU (bench/am_throughput.py)
+    """DGN-AM settings; the defaults are the product's (``AM_PAPER``: the reference's)."""
+
+    steps: int = 200  # as the reference (1_activate_output.sh: iters=200)
+    # step size at step 0. NOT the reference's 8: after gradient / mean|gradient| the step is in code units, so
+    # it must scale with the code's range: this project's G codes have upper bounds of median ≈ 2, CaffeNet's
+    # fc6 ≈ 12 (act_range/3x/fc6.txt), where 8 applies. bench/am_settings.py on the Ray-trained default G,
+    # 10 units × starts: lr 0.25 → recognisability 0.72, 0.1 → 0.79, 0.05 → 0.83 (activation ratio 1.15 / 1.09
+    # / 1.03), measured when the best step was kept; with the last step (now), lr 0.1 → 0.85, ratio 0.91, and
+    # lr 0.25 → 0.85, ratio 1.00 (10 units × 6 starts, docs/am.md): 0.25, the same recognisability with the
+    # activation ratio at 1 (a development run, seed 0, never a reported figure).
+    lr: float = 0.25
+    lr_end: float = 1e-10  # step size at the last step (linear in between), as the reference (end_lr=1e-10)
+    decay: float = 0.01  # code *= (1 - decay) each step, after the clip, as the reference (L2=0.99); in [0, 1)
+    normalise_grad: bool = True  # gradient / mean |gradient|, per code, as the reference
+    clip: bool = True  # clip each code unit to [0, upper] after each step, as the reference (--bound file)
+    # also clip the start code before the first step. The reference does not: it renders its start as drawn
+    # (negative entries included) at step 0 and clips only after the first update; so does the default. Measured
+    # on the default job's trained G (fc8, 10 units × 6 starts, by the judge): unclipped start recognisability
+    # 0.85, median activation ratio 0.91; clipped 0.82, 0.92 (within noise). See docs/am.md.
+    clip_start: bool = False
+    # zeros | noise | randn | mean | codes (given). NOT the reference ("randn": N(0, 1), the same draw for every
+    # unit at a seed): the product's "noise" is mean + noise_std·σ·ε per code unit, ε ~ N(0, 1) drawn per
+    # objective: scaled to each code unit's own range (on the default G the median unit has σ ≈ 0.6 and bound
+    # ≈ 2.1; N(0, 1) starts half the units below 0 and ~21% above their bound) and a different start for each
+    # unit. Not measured against "randn".
+    init: str = "noise"
+    noise_std: float = 1.0  # init "noise" only: start = mean + noise_std · std · N(0, 1), per code unit
+    seed: int = 0  # init "noise": per-objective streams; "randn": numpy's RandomState(seed), as the reference
+    # return the best step (by the objective) instead of the last. NOT the reference, which returns the last step
+    # on purpose ("no correlation between activation and recognizability"); keeping the best inflates the
+    # activation ratio (default G, fc8, 10 units × 6 starts: median ratio 0.97 vs 0.92 for the last step, judge
+    # recognisability 0.80 vs 0.82, both with the start clipped). Off by default.
+    keep_best: bool = False
+    jitter: int = 0  # random shift (pixels, same for every code, seeded) of G's image before the target each step; 0 = the reference
+    channels_last: bool = True  # NHWC convs: ~1.8x faster batched AM on CPU (bench/am_throughput.py); same values
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+# act_max.py as run by the reference's scripts (1_activate_output.sh, 2_activate_hidden.sh): 200 iterations,
+# --start_lr 8.0 --end_lr 1e-10, --L2 0.99, --bound act_range/3x/fc6.txt (clip to [0, bound]; the bound is
+# code_stats["upper"]), --seed 0 → np.random.normal(0, 1, shape), no jitter, the last image returned.
+# The project's --preset paper applies it over AMConfig().
+AM_PAPER = dict(  # noqa: C408
+    steps=200, lr=8.0, lr_end=1e-10, decay=0.01, normalise_grad=True, clip=True, clip_start=False, init="randn", seed=0,
+    keep_best=False, jitter=0)
+
+
 @dataclass
 class AMResult:
-    images: torch.Tensor  # (B, 3, H, W) in [0, 1], the best step's image per objective
-    codes: torch.Tensor  # (B, *code_shape)
-    activations: torch.Tensor  # (B,) reported value (post-ReLU where Caffe's blob is) of the best step
-    objective: torch.Tensor  # (B,) optimised value (pre-ReLU) of the best step
+    images: torch.Tensor  # (B, 3, H, W) in [0, 1]: G(codes) per objective, the last step's (the best's with keep_best)
+    codes: torch.Tensor  # (B, *code_shape): the code of that step (the last update is never rendered)
+    activations: torch.Tensor  # (B,) reported value (post-ReLU where Caffe's blob is) of that step, unjittered
+    objective: torch.Tensor  # (B,) optimised value (pre-ReLU; what act_max.py prints) of that step
     trace: torch.Tensor  # (B, steps) reported value at every step
     objectives: list[Objective] = field(default_factory=list)
-
-
-class TargetNet:
-    """A network whose units AM maximises, with how to report them.
-
-    ``relu_layers``: modules whose output Caffe reports after a ReLU (AM
-    optimises the pre-ReLU value and reports the post-ReLU one).
-    ``input_size``: images are resized to it (bilinear) before the network.
-    """
-
-    def __init__(self, model: nn.Module, *, relu_layers=frozenset(), input_size: int | None = None, name: str = "target"):
-        self.model = model.eval()
-        self.relu_layers = frozenset(relu_layers)
-        self.input_size = input_size
-        self.name = name
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @classmethod
-    def caffenet(cls, net: CaffeNet, name: str = "caffenet") -> "TargetNet":
-        return cls(net, relu_layers=RELU_LAYERS, input_size=net.config.image_size, name=name)
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        if self.input_size and images.shape[-1] != self.input_size:
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        return images
-
-    def activations(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        """Raw module outputs (pre-ReLU for CaffeNet convs/fc6/fc7) for ``layers``."""
-        return capture(self.model, self.prepare(images), list(layers))
-
-    def report(self, layer: str, values: torch.Tensor) -> torch.Tensor:
-        return F.relu(values) if layer in self.relu_layers else values
-
-    def layer_shapes(self, layers, image_size: int, device=None) -> dict[str, tuple]:
-        with torch.no_grad():
-            acts = self.activations(torch.zeros(1, 3, image_size, image_size, device=device), layers)
-        return {k: tuple(v.shape[1:]) for k, v in acts.items()}
-
-    def values(self, images: torch.Tensor, objectives: list[Objective], *,
-               log_softmax: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        """(optimised, reported) objective values, each (B,); ``log_softmax``: optimise that layer's log-probabilities."""
-        layers = {l for o in objectives for l in o.layers}
-        acts = self.activations(images, layers)
-
-        def optimised(layer, a):
-            if layer != log_softmax:
-                return a
-            if a.dim() != 2:
-                raise DGNError(f"log_softmax layer {layer!r} has {tuple(a.shape[1:])}-shaped outputs; "
-                               "use a vector layer such as fc8")
-            return F.log_softmax(a, 1)
-
-        return evaluate(objectives, acts, transform=optimised), evaluate(objectives, acts, transform=self.report)
 
 
 def _init_codes(cfg: AMConfig, n: int, code_shape, stats: dict, codes, device, dtype) -> torch.Tensor:
@@ -132,6 +118,11 @@ def _init_codes(cfg: AMConfig, n: int, code_shape, stats: dict, codes, device, d
             eps = torch.randn(code_shape, generator=g, dtype=dtype)
             out[k] = stats["mean"].to(dtype) + cfg.noise_std * stats["std"].to(dtype) * eps
         return out.to(device)
+    if cfg.init == "randn":
+        # act_max.py: np.random.seed(seed); start_code = np.random.normal(0, 1, shape), shape (1, *code_shape);
+        # every objective gets that same draw, as the reference run once per unit with the same --seed
+        draw = np.random.RandomState(cfg.seed).normal(0, 1, (1, *code_shape))
+        return torch.from_numpy(draw).to(device, dtype).expand(shape).clone()
     if cfg.init == "codes":
         if codes is None or tuple(codes.shape) != shape:
             got = None if codes is None else tuple(codes.shape)
@@ -150,7 +141,7 @@ def dgn_am(
     codes: torch.Tensor | None = None,
     device: torch.device | str | None = None,
 ) -> AMResult:
-    """Optimise one code per objective; returns the best image, code and activation of each.
+    """Optimise one code per objective; returns the last step's image, code and activation of each.
 
     ``code_stats``: {"mean", "std", "upper"} tensors of G's code shape, from
     real images (see :func:`dgn.train.codestats.code_stats`).
@@ -175,54 +166,76 @@ def dgn_am(
             p.requires_grad_(f)
 
 
+def _clip(code: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    # act_max.py: np.maximum(code, lower_bound) with lower_bound 0 ("due to ReLU"), then np.minimum(code, upper_bound)
+    return torch.minimum(code.clamp_min(0), upper)
+
+
 def _optimise(generator, target, objectives, code_stats, cfg, codes, device) -> AMResult:
+    if cfg.steps < 0 or not 0 <= cfg.decay < 1:
+        raise DGNError(f"AM needs steps ≥ 0 and decay in [0, 1); got steps={cfg.steps}, decay={cfg.decay}")
     device = torch.device(device) if device is not None else next(generator.parameters()).device
     dtype = next(generator.parameters()).dtype
     code_shape = tuple(generator.config.code_shape)
     image_size = generator.config.image_size
     layers = sorted({l for o in objectives for l in o.layers})
-    check_objectives(objectives, target.layer_shapes(layers, image_size, device))
+    check_objectives(objectives, target.layer_shapes(layers, image_size, device, dtype))
 
     upper = code_stats["upper"].to(device, dtype)
     code = _init_codes(cfg, len(objectives), code_shape, code_stats, codes, device, dtype)
-    if cfg.clip:
-        code = torch.minimum(code.clamp_min(0), upper)
+    if cfg.clip and cfg.clip_start:
+        code = _clip(code, upper)
     n = len(objectives)
-    best_obj = torch.full((n,), -float("inf"), device=device, dtype=dtype)
-    best_act = torch.zeros(n, device=device, dtype=dtype)
-    best_code = code.clone()
     trace = torch.zeros(n, cfg.steps, dtype=dtype)
     view = (-1,) + (1,) * len(code_shape)
     shifts = torch.Generator().manual_seed(cfg.seed * 7919 + 17)  # one stream for the batch: batching changes nothing
+    moving = torch.ones(n, dtype=torch.bool, device=device)
+    best_obj = torch.full((n,), -float("inf"), device=device, dtype=dtype)
+    best_code = code.clone()
 
+    def render(c):
+        with torch.no_grad():
+            x = generator(c)
+            return (x, *target.values(x, objectives))
+
+    if cfg.steps == 0:
+        images, obj, rep = render(code)
     for i in range(cfg.steps):
         step = cfg.lr + (cfg.lr_end - cfg.lr) * i / cfg.steps
-        code.requires_grad_(True)
-        images = generator(code)  # (B, 3, S, S)
-        obj, rep = target.values(_jitter(images, cfg.jitter, shifts), objectives, log_softmax=cfg.log_softmax)
-        (grad,) = torch.autograd.grad(obj.sum(), code)
+        if i == cfg.steps - 1:
+            # the last step's image is the result; its update would never be rendered, so it is not computed,
+            # and the result is scored on G's own image (no jitter)
+            images, obj, rep = render(code)
+            trace[:, i] = rep.cpu()
+            break
+        with torch.enable_grad():
+            code.requires_grad_(True)
+            images = generator(code)  # (B, 3, S, S)
+            obj, rep = target.values(_jitter(images, cfg.jitter, shifts), objectives)
+            (grad,) = torch.autograd.grad(obj.sum(), code)
         with torch.no_grad():
-            trace[:, i] = rep.detach().cpu()
-            better = obj.detach() > best_obj
-            best_obj = torch.where(better, obj.detach(), best_obj)
-            best_act = torch.where(better, rep.detach(), best_act)
-            best_code[better] = code.detach()[better]
+            code, obj, rep = code.detach(), obj.detach(), rep.detach()
+            trace[:, i] = rep.cpu()
+            if cfg.keep_best:
+                better = obj > best_obj
+                best_obj = torch.where(better, obj, best_obj)
+                best_code[better] = code[better]
+            flat = grad.flatten(1)
+            # act_max.py stops when the gradient reaching the code is 0 (a NaN one reaches it as 0): such a
+            # code stays where it is, and its result is this step's image
+            moving &= torch.isfinite(flat).all(1) & (flat != 0).any(1)
             if cfg.normalise_grad:
-                grad = grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(view)
-            code = code.detach() + step * grad
-            code = code * (1 - cfg.decay)
+                grad = grad / flat.abs().mean(1).clamp_min(1e-12).view(view)
+            new = code + step * grad
             if cfg.clip:
-                code = torch.minimum(code.clamp_min(0), upper)
+                new = _clip(new, upper)
+            new = new * (1 - cfg.decay)  # after the clip, as act_max.py
+            code = torch.where(moving.view(view), new, code)
 
-    with torch.no_grad():  # the last code, too, may be the best
-        images = generator(code)
-        obj, rep = target.values(images, objectives, log_softmax=cfg.log_softmax)
-        better = obj > best_obj
-        best_obj = torch.where(better, obj, best_obj)
-        best_act = torch.where(better, rep, best_act)
+    if cfg.keep_best:
+        better = obj > best_obj  # the last step's image competes too
         best_code[better] = code[better]
-        final = best_code if cfg.keep_best else code
-        if not cfg.keep_best:
-            best_obj, best_act = obj, rep
-        images = generator(final).clamp(0, 1)
-    return AMResult(images=images, codes=final, activations=best_act, objective=best_obj, trace=trace, objectives=objectives)
+        code = best_code
+        images, obj, rep = render(code)
+    return AMResult(images=images.clamp(0, 1), codes=code.detach(), activations=rep, objective=obj, trace=trace,
+                    objectives=objectives)

@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from dgn.am.dgn_am import AMResult, TargetNet
-from dgn.am.objectives import as_objective, check_objectives
+from dgn.am.dgn_am import AMResult
 from dgn.am.transforms import jitter as _jitter
 from dgn.errors import DGNError
+from dgn.nets.adapters import TargetNet
+from dgn.nets.objectives import as_objective, check_objectives
 
 METHODS = ("l2", "tv", "jitter-blur", "fourier")
 

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from dgn.am.dgn_am import AM_PAPER, AMConfig
-from dgn.am.objectives import Objective, check_objectives
 from dgn.atlas.config import COMBINE, DEFAULT_LAYERS, AtlasConfig, parse_spec, spec_for, unit_specs
 from dgn.atlas.manifest import Manifest
 from dgn.atlas.plan import Source, make_items, select_epochs, sources
@@ -26,8 +25,16 @@ from dgn.data.uri import is_s3, join, resolve
 from dgn.errors import DGNError
 from dgn.nets.adapters import layer_names
 from dgn.nets.conventions import crop_size, imagenet_class_names
-from dgn.nets.deepsim import CODE_SHAPES, bounds_from_images, build_deepsim, check_deepsim_file, load_bounds, save_bounds
+from dgn.nets.deepsim import (
+    CODE_SHAPES,
+    bounds_from_images,
+    build_deepsim,
+    check_deepsim_file,
+    load_bounds,
+    save_bounds,
+)
 from dgn.nets.deepsim import parse_spec as parse_generator_spec
+from dgn.nets.objectives import Objective, check_objectives
 from dgn.storage import exists
 from dgn.tracking.atlas import log_group, log_site, log_summary
 from dgn.train import load_checkpoint, load_generator

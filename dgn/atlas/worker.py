@@ -13,15 +13,15 @@ import zlib
 import numpy as np
 import torch
 
-from dgn.am.dgn_am import AMConfig, TargetNet, dgn_am
-from dgn.am.objectives import as_objective
+from dgn.am.dgn_am import AMConfig, dgn_am
 from dgn.atlas.config import COMBINE
 from dgn.atlas.plan import Item, Source
 from dgn.data import load_split
 from dgn.metrics import activation_ratio, best_real_activations, judge_predictions
-from dgn.nets.adapters import load_target
+from dgn.nets.adapters import TargetNet, load_target
 from dgn.nets.conventions import crop_size, display_uint8
 from dgn.nets.deepsim import is_deepsim, load_deepsim, parse_spec, reference_stats
+from dgn.nets.objectives import as_objective
 from dgn.train import load_classifier, load_generator, load_judge
 
 

@@ -2,9 +2,15 @@
 
 from dgn.metrics.activation import activation_ratio, best_real_activations
 from dgn.metrics.intervals import bootstrap_interval, fmt_interval, seed_spread
-from dgn.metrics.judge import (judge_features, judge_predictions, realism, realism_report, recognisability)
-from dgn.metrics.realism import (disjoint_subsets, fd_floor_table, frechet_distance, manifold_precision,
-                                 precision_recall, realism_from_features)
+from dgn.metrics.judge import judge_features, judge_predictions, realism, realism_report, recognisability
+from dgn.metrics.realism import (
+                                 disjoint_subsets,
+                                 fd_floor_table,
+                                 frechet_distance,
+                                 manifold_precision,
+                                 precision_recall,
+                                 realism_from_features,
+)
 from dgn.metrics.reconstruction import reconstruct, reconstruction_metrics
 
 __all__ = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from dgn.am.dgn_am import TargetNet
-from dgn.am.objectives import as_objective, evaluate
+from dgn.nets.adapters import TargetNet
+from dgn.nets.objectives import as_objective, evaluate
 
 
 @torch.no_grad()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from dgn.metrics.realism import (frechet_distance, manifold_precision,  # noqa: F401 (re-exported)
-                                realism_plan, realism_scores)
+from dgn.metrics.realism import frechet_distance, manifold_precision, realism_plan, realism_scores  # noqa: F401 (re-exported)
 
 
 @torch.no_grad()

@@ -1,6 +1,14 @@
 """Networks: the CaffeNet family (E, C and targets), G, D, the judge, target hooks."""
 
-from dgn.nets.caffenet import LAYERS, RELU_LAYERS, CaffeNet, CaffeNetConfig, build_caffenet, caffenet_config, check_layer
+from dgn.nets.caffenet import (
+    LAYERS,
+    RELU_LAYERS,
+    CaffeNet,
+    CaffeNetConfig,
+    build_caffenet,
+    caffenet_config,
+    check_layer,
+)
 from dgn.nets.discriminator import Discriminator
 from dgn.nets.generator import Generator, GeneratorConfig, generator_config
 from dgn.nets.judge import Judge

@@ -1,4 +1,5 @@
-"""Targets from outside the run: a TorchScript file, or a torchvision model name plus a local weights file.
+"""Targets: :class:`TargetNet` (any network whose units AM maximises), and targets from outside the run — a
+TorchScript file, or a torchvision model name plus a local weights file.
 
     load_target("torchvision:alexnet", weights="alexnet.pt")   # Caffe layer names: conv5, fc6, fc7, fc8
     load_target("torchvision:resnet18", weights="r18.pt")       # module names: layer4, fc, ...
@@ -25,14 +26,62 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from dgn.am.dgn_am import TargetNet
 from dgn.errors import DGNError
+from dgn.nets.caffenet import RELU_LAYERS, CaffeNet
 from dgn.nets.conventions import imagenet_input
+from dgn.nets.objectives import Objective, evaluate
+from dgn.nets.target import capture
 from dgn.nets.weights import _load_state, load_torchvision_alexnet
 
 TORCHVISION_PREFIX = "torchvision:"
+
+
+class TargetNet:
+    """A network whose units AM maximises, with how to report them.
+
+    ``relu_layers``: modules whose output Caffe reports after a ReLU (AM
+    optimises the pre-ReLU value and reports the post-ReLU one).
+    ``input_size``: images are resized to it (bilinear) before the network.
+    """
+
+    def __init__(self, model: nn.Module, *, relu_layers=frozenset(), input_size: int | None = None, name: str = "target"):
+        self.model = model.eval()
+        self.relu_layers = frozenset(relu_layers)
+        self.input_size = input_size
+        self.name = name
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @classmethod
+    def caffenet(cls, net: CaffeNet, name: str = "caffenet") -> "TargetNet":
+        return cls(net, relu_layers=RELU_LAYERS, input_size=net.config.image_size, name=name)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        if self.input_size and images.shape[-1] != self.input_size:
+            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return images
+
+    def activations(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """Raw module outputs (pre-ReLU for CaffeNet convs/fc6/fc7) for ``layers``."""
+        return capture(self.model, self.prepare(images), list(layers))
+
+    def report(self, layer: str, values: torch.Tensor) -> torch.Tensor:
+        return F.relu(values) if layer in self.relu_layers else values
+
+    def layer_shapes(self, layers, image_size: int, device=None, dtype=None) -> dict[str, tuple]:
+        with torch.no_grad():
+            acts = self.activations(torch.zeros(1, 3, image_size, image_size, device=device, dtype=dtype), layers)
+        return {k: tuple(v.shape[1:]) for k, v in acts.items()}
+
+    def values(self, images: torch.Tensor, objectives: list[Objective]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(optimised, reported) objective values, each (B,): raw module outputs, and those reported (ReLU'd)."""
+        layers = {l for o in objectives for l in o.layers}
+        acts = self.activations(images, layers)
+        return evaluate(objectives, acts), evaluate(objectives, acts, transform=self.report)
+
 
 
 class _Compiled(nn.Module):

@@ -15,8 +15,12 @@ Presets:
 - ``alexnet``: torchvision's AlexNet widths (no groups, no LRN), so that real
   ImageNet weights load from a local torchvision state dict
   (:func:`dgn.nets.weights.load_torchvision_alexnet`).
-- ``small``: a 64-px CaffeNet-shaped net (~1.5M params) for the embedded
-  default on a CPU.
+- ``small``: a 64-px CaffeNet-shaped net (~1M params) for the embedded
+  default on a CPU, with BatchNorm inside each conv (``batchnorm``) and no
+  dropout: as in Caffe (no BN, dropout 0.5) the recipe's 375 steps of AdamW
+  3e-3 one-cycle never leave chance on random-colour data; BN alone reaches
+  0.89-0.92, BN without dropout 0.99 (docs/datasets.md). The 227-px presets
+  stay as in Caffe / torchvision.
 
 Every net takes RGB images in [0, 1], shape (B, 3, S, S); normalisation by
 the preset's mean/std happens inside.
@@ -27,8 +31,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from dgn.errors import DGNError
 
@@ -56,6 +60,7 @@ class CaffeNetConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pool_ceil: bool = True  # Caffe pools round up; torchvision's round down
+    batchnorm: bool = False  # BatchNorm2d inside each conv module (its output: conv → BN, still pre-ReLU)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +107,8 @@ PRESETS = {
         lrn=False,
         fc=(512, 512),
         num_classes=10,
+        batchnorm=True,
+        dropout=0.0,
     ),
 }
 
@@ -110,6 +117,18 @@ def caffenet_config(preset: str = "small", **overrides) -> CaffeNetConfig:
     if preset not in PRESETS:
         raise DGNError(f"unknown network preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     return CaffeNetConfig(**{**PRESETS[preset], **overrides})
+
+
+class NormedConv2d(nn.Conv2d):
+    """A convolution followed by BatchNorm, as one module: hooks and ``forward_until`` see the normalised,
+    pre-ReLU output under the conv's own name, and the conv's attributes (``weight``, ``out_channels``) stay."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, bias=False, **kwargs)  # BN's shift replaces the bias
+        self.bn = nn.BatchNorm2d(self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(super().forward(x))
 
 
 class CaffeNet(nn.Module):
@@ -123,7 +142,8 @@ class CaffeNet(nn.Module):
         self.register_buffer("std", torch.tensor(c.std).view(1, 3, 1, 1), persistent=False)
         cin = 3
         for i, name in enumerate(LAYERS[:5]):
-            conv = nn.Conv2d(cin, c.channels[i], c.kernels[i], c.strides[i], c.pads[i], groups=c.groups[i])
+            conv = (NormedConv2d if c.batchnorm else nn.Conv2d)(cin, c.channels[i], c.kernels[i], c.strides[i],
+                                                                c.pads[i], groups=c.groups[i])
             self.add_module(name, conv)
             cin = c.channels[i]
         self.pool = nn.MaxPool2d(3, 2, ceil_mode=c.pool_ceil)
@@ -138,9 +158,13 @@ class CaffeNet(nn.Module):
     # helpers
 
     def _pool5_shape(self) -> tuple[int, int, int]:
+        was = self.training
+        self.eval()  # BatchNorm: no running-statistics update from this probe
         with torch.no_grad():
             x = torch.zeros(1, 3, self.config.image_size, self.config.image_size)
-            return tuple(self._convs(x, "pool5")[1].shape[1:])
+            shape = tuple(self._convs(x, "pool5")[1].shape[1:])
+        self.train(was)
+        return shape
 
     def _convs(self, x, stop: str):
         """Run the conv trunk up to ``stop`` (inclusive); returns (name, blob) last reached."""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from dgn.am.dgn_am import TargetNet, dgn_am
+from dgn.am.dgn_am import dgn_am
+from dgn.nets.adapters import TargetNet
 from dgn.nets.generator import Generator, GeneratorConfig
 from dgn.quality import class_units
 from dgn.sweep.evaluate import am_config

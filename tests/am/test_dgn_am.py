@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dgn.am import AMConfig, Objective, TargetNet, dgn_am, evaluate, unit
+from dgn.am import AM_PAPER, AMConfig, Objective, TargetNet, dgn_am, evaluate, unit
 from dgn.errors import DGNError
 from dgn.nets import Generator, build_caffenet, generator_config
 
@@ -58,25 +58,6 @@ def test_hidden_units_optimise_pre_relu_and_report_post_relu(nets):
     assert (res.objective > start.objective).all(), "the pre-ReLU value rises even where the unit starts dead"
 
 
-def test_log_softmax_optimises_the_class_probability_and_reports_the_logit(nets):
-    e, g, stats = nets
-    target = TargetNet.caffenet(e)
-    objs = [f"fc8:{k}" for k in range(3)]
-    cfg = dict(steps=12, lr=1.0, init="noise")
-    start = dgn_am(g, target, objs, code_stats=stats, config=AMConfig(steps=0, init="noise"))
-    res = dgn_am(g, target, objs, code_stats=stats, config=AMConfig(**cfg, log_softmax="fc8"))
-    with torch.no_grad():
-        logits = e(res.images)
-        start_logits = e(start.images)
-    k = torch.arange(3)
-    logp = torch.log_softmax(logits, 1)[k, k]
-    assert torch.allclose(res.objective, logp, atol=1e-4), "the optimised value is the class's log-probability"
-    assert torch.allclose(res.activations, logits[k, k], atol=1e-4), "the reported value stays the raw logit"
-    assert (res.objective <= 0).all() and (logp > torch.log_softmax(start_logits, 1)[k, k]).all()
-    with pytest.raises(DGNError, match="log_softmax layer 'conv5'.*vector layer"):
-        dgn_am(g, target, ["conv5:1"], code_stats=stats, config=AMConfig(steps=1, log_softmax="conv5"))
-
-
 @pytest.mark.parametrize("jitter", [0, 3])
 def test_batched_equals_one_at_a_time(nets, jitter):
     e, g, stats = nets
@@ -105,10 +86,15 @@ def _start(cfg, k, stats):
     return _init_codes(cfg, k + 1, (512,), stats, None, "cpu", torch.float64)[k:k + 1]
 
 
-def test_reference_settings_are_the_defaults():
-    c = AMConfig()
-    assert (c.steps, c.lr, c.decay, c.normalise_grad, c.clip) == (200, 8.0, 0.01, True, True)
-    assert c.lr_end < 1e-6
+def test_defaults_are_the_product_and_am_paper_the_reference():
+    # the product default: what dgn.pipeline's DEFAULT_AM laid over the old AMConfig(), made faithful to the
+    # reference in what it returns (the last step, keep_best off), the start (not clipped) and clip-then-decay
+    assert AMConfig() == AMConfig(steps=200, lr=0.25, lr_end=1e-10, decay=0.01, normalise_grad=True, clip=True,
+                                  clip_start=False, init="noise", noise_std=1.0, seed=0, keep_best=False, jitter=0)
+    assert {k: v for k, v in AM_PAPER.items() if getattr(AMConfig(), k) != v} == {"lr": 8.0, "init": "randn"}
+    p = AMConfig(**AM_PAPER)  # act_max.py run by 1_activate_output.sh
+    assert (p.steps, p.lr, p.lr_end, p.decay, p.normalise_grad, p.clip) == (200, 8.0, 1e-10, 0.01, True, True)
+    assert (p.init, p.seed, p.clip_start, p.keep_best, p.jitter) == ("randn", 0, False, False, 0)
 
 
 def test_bad_units_and_inits_are_clear_errors(nets):

@@ -4,9 +4,15 @@ import torch
 from torch import nn
 
 from dgn.am import Objective, TargetNet
-from dgn.metrics import (activation_ratio, best_real_activations, frechet_distance, manifold_precision, realism,
-                         recognisability,
-                         reconstruction_metrics)
+from dgn.metrics import (
+    activation_ratio,
+    best_real_activations,
+    frechet_distance,
+    manifold_precision,
+    realism,
+    recognisability,
+    reconstruction_metrics,
+)
 from dgn.nets import Generator, Judge, build_caffenet, generator_config
 
 

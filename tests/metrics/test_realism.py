@@ -9,8 +9,15 @@ import torch
 from torch import nn
 
 from dgn.errors import DGNError
-from dgn.metrics import (disjoint_subsets, fd_floor_table, frechet_distance, manifold_precision, precision_recall,
-                         realism_from_features, realism_report)
+from dgn.metrics import (
+    disjoint_subsets,
+    fd_floor_table,
+    frechet_distance,
+    manifold_precision,
+    precision_recall,
+    realism_from_features,
+    realism_report,
+)
 from dgn.metrics.realism import REPORT_KEYS, realism_plan
 
 

@@ -15,8 +15,16 @@ from torch import nn
 
 from dgn.errors import DGNError
 from dgn.nets import conventions as cv
-from dgn.nets.deepsim import (bounds_from_images, build_deepsim, deepsim_prior, load_bounds, load_deepsim,
-                              parse_spec, published_shapes, save_bounds)
+from dgn.nets.deepsim import (
+    bounds_from_images,
+    build_deepsim,
+    deepsim_prior,
+    load_bounds,
+    load_deepsim,
+    parse_spec,
+    published_shapes,
+    save_bounds,
+)
 
 
 class _Reshape(nn.Module):
@@ -199,7 +207,7 @@ def test_prior_needs_bounds(tmp_path):
 def test_bounds_from_images_are_mean_plus_3_sigma(tmp_path):
     from PIL import Image
 
-    from dgn.am.dgn_am import TargetNet
+    from dgn.nets.adapters import TargetNet
 
     for i, v in enumerate((0, 64, 128, 255)):
         d = tmp_path / "imgs" / f"c{i % 2}"
