@@ -291,13 +291,22 @@ def _which(shown: np.ndarray, right, wrong) -> tuple[float, float]:
     return float(np.abs(shown - a)[where].mean()), float(np.abs(shown - b)[where].mean())
 
 
+def _open_card(server: str, run, key: str, profile: Path):
+    """(the browser, the image card ``key``) on the run's Model metrics page."""
+    page = _Chromium(profile)
+    try:
+        page.call("Page.navigate", url=f"{server}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+                  "/model-metrics")
+        return page, _card(page, key)
+    except BaseException:
+        page.close()
+        raise
+
+
 def test_model_metrics_card_opens_on_the_grid_and_its_slider_steps_through_epochs(logged, tmp_path):
     run = logged["client"].get_run(logged["run"].run_id)
-    url = f"{logged['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}/model-metrics"
-    page = _Chromium(tmp_path / "profile")
+    page, card = _open_card(logged["url"], run, "atlas-fc8", tmp_path / "profile")
     try:
-        page.call("Page.navigate", url=url)
-        card = _card(page, "atlas-fc8")
         # above the grid only the run's name (a run's params are printed there, all of them)
         assert "=" not in card["text"] and "atlas.storage" not in card["text"], card["text"]
         # the card opens at step 0, the newest epoch's grid, and shows it whole at its default size
@@ -364,11 +373,8 @@ def test_training_run_cards_show_their_images_not_the_config(logged, monkeypatch
     local = client.download_artifacts(run.run_id, "config.json", str(tmp_path / "dl"))
     assert json.loads(Path(local).read_text()) == json.loads(json.dumps(cfg.to_dict(), default=str))
 
-    url = f"{logged['url']}/#/experiments/{got.info.experiment_id}/runs/{run.run_id}/model-metrics"
-    page = _Chromium(tmp_path / "profile")
+    page, card = _open_card(logged["url"], got, "reconstructions", tmp_path / "profile")
     try:
-        page.call("Page.navigate", url=url)
-        card = _card(page, "reconstructions")
         assert "image_size=" not in card["text"] and "am.steps" not in card["text"], card["text"]
         assert (card["step"], card["max"]) == ("0", "2") and "reconstructions+step+0+" in card["src"], card
         _shown_whole(card)
