@@ -35,8 +35,8 @@ import sys
 from dataclasses import fields
 
 from dgn.am.dgn_am import AMConfig
-from dgn.data import read_meta
 from dgn.cli import add_flags, load_config_file, log, parser, run_flow
+from dgn.data import read_meta
 from dgn.errors import DGNError
 from dgn.job import PRESETS, PipelineConfig, preset_config, run_training
 from dgn.train.gan import GANConfig

@@ -37,7 +37,7 @@ class AtlasConfig:
     actors: int = 2
     threads: int = 0  # torch threads per actor (0: cpus // actors, at least 1)
     chunk: int = 64  # units per work item (one batched DGN-AM call)
-    am: dict = field(default_factory=dict)  # AMConfig fields over dgn.pipeline.DEFAULT_AM
+    am: dict = field(default_factory=dict)  # AMConfig fields over AMConfig() (the product default; AM_PAPER for a published prior)
     starts: int = 1  # restarts per unit; the best (by objective) is kept
     seed: int = 0
     n_real: int = 1000  # validation images for best-real activations and dead-unit detection

@@ -6,8 +6,8 @@ import contextlib
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from dgn.errors import DGNError
 from dgn.nets.caffenet import CaffeNet, CaffeNetConfig, build_caffenet

@@ -38,8 +38,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from dgn.errors import DGNError
 from dgn.nets.caffenet import CaffeNet, CaffeNetConfig, check_layer

@@ -340,7 +340,7 @@ def test_model_metrics_card_opens_on_the_grid_and_its_slider_steps_through_epoch
 
 def test_training_run_cards_show_their_images_not_the_config(logged, monkeypatch, tmp_path):
     """The training run (reconstructions, and the atlas stage's grids): only a few headline params above the image."""
-    from dgn.pipeline import PipelineConfig
+    from dgn.job import PipelineConfig
     from dgn.tracking import flatten
     from dgn.tracking.atlas import image_key
     from dgn.tracking.training import HEADLINE_PARAMS, TrainingTracker
