@@ -1,38 +1,33 @@
 """DGN-AM's own settings on one trained run: lr relative to the code's bounds, initialisation, steps, decay.
 
-    python bench/quality.py --storage runs/bench-quality            # once: a trained run
-    python bench/am_settings.py --run runs/bench-quality            # every variant, 5 starts per fc8 unit
-    python bench/am_settings.py --run runs/bench-quality --variants baseline,lr-1 --starts 10
+    python flows/train.py --storage runs/default                    # once: a trained run
+    python bench/am_settings.py --run runs/default                  # every variant, 5 starts per fc8 unit
+    python bench/am_settings.py --run runs/default --variants baseline,lr-1 --starts 10
+    python bench/am_settings.py --dry-run                           # a tiny run, 3 variants, 1 start, 2 steps
 
-G, E and the judge stay fixed, so each row isolates one AM setting. Each
-variant renders every fc8 unit from ``--starts`` starts (a start is a seed)
-and reports, by the independent judge: recognisability (share of unit × start
-images the judge assigns to the unit's class) with its std over starts, the
-share of units recognised from at least one start, the median activation
-ratio to the best real val image, realism (Fréchet distance in judge features)
-and the wall time. "best-of-starts" picks, per unit, the start with the highest
-objective (what an atlas shows when it renders several starts).
+G, E and the judge stay fixed, so each row isolates one AM setting against the product's defaults
+(``AMConfig()``). Each variant renders every fc8 unit from ``--starts`` starts (a start is a seed) and is
+scored by the job's own class-unit evaluation (dgn.quality.ClassUnitEval): recognisability by the
+independent judge (share of unit × start images it assigns to the unit's class) with its spread over starts,
+the share of units recognised from at least one start, the median activation ratio to the best real val
+image, realism (FD in judge features, beside the real-vs-real floor at the same N) and the wall time.
+"best-of-starts" picks, per unit, the start whose image activates the unit most (what an atlas shows when it
+renders several starts).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from common import choose, load_run, parse_args, realism_cell, tiny_run
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from dgn.am import AMConfig, TargetNet, dgn_am  # noqa: E402
-from dgn.data import load_split  # noqa: E402
-from dgn.metrics import activation_ratio, best_real_activations, realism  # noqa: E402
-from dgn.metrics.judge import judge_predictions  # noqa: E402
-from dgn.pipeline import DEFAULT_AM  # noqa: E402
-from dgn.train import load_classifier, load_generator, load_judge, tensor_batches  # noqa: E402
+from dgn.am import AMConfig, as_objective
+from dgn.metrics import fmt_interval, judge_predictions
+from dgn.quality import ClassUnitEval
 
 VARIANTS = {
     "baseline": {},
@@ -43,7 +38,10 @@ VARIANTS = {
     "lr-8 (paper)": {"lr": 8.0},
     "init-zeros": {"init": "zeros"},
     "init-mean": {"init": "mean"},
+    "init-randn (paper)": {"init": "randn"},
     "noise-0.5": {"noise_std": 0.5},
+    "clip-start": {"clip_start": True},  # clip the start code to [0, upper] before the first step
+    "keep-best": {"keep_best": True},  # the best step's image, not the last
     "steps-100": {"steps": 100},
     "steps-400": {"steps": 400},
     "no-decay": {"decay": 0.0},
@@ -56,76 +54,64 @@ VARIANTS = {
     "bounds-1sigma": {"_sigmas": 1.0},
     "decay-0.03": {"decay": 0.03},
     "decay-0.1": {"decay": 0.1},
-    "log-softmax": {"log_softmax": "fc8"},  # optimise the class's log-probability, not its logit
-    "log-softmax-lr-0.05": {"log_softmax": "fc8", "lr": 0.05},
 }
+HEADER = ("| variant | recognisability | units recognised from ≥1 start | best-of-starts | median ratio | "
+          "realism FD | s |")
+
+
+def run_variant(ev: ClassUnitEval, generator, layer: str, code_stats: dict, over: dict) -> dict:
+    """One AM setting on every fc8 unit × starts: the class-unit evaluation's figures and this bench's own."""
+    over = dict(over)
+    stats = dict(code_stats)
+    if "_sigmas" in over:
+        stats["upper"] = stats["mean"] + over.pop("_sigmas") * stats["std"]
+    ev.am = AMConfig(**over)
+    t = time.time()
+    m, images = ev(generator, layer, stats, reconstruction=False)
+    secs = time.time() - t
+    K, S = ev.num_classes, ev.starts
+    labels, _ = judge_predictions(ev.judge, images)
+    hits = (labels == ev.intended).view(S, K).float()  # (starts, K)
+    with torch.no_grad():
+        _, acts = ev.target.values(images, [as_objective(u) for u in ev.units * S])  # (S*K,) unit on its image
+    pick = acts.view(S, K).argmax(0)  # (K,) the start whose image activates its unit most
+    return {**m, "recognisability_spread_over_starts": hits.mean(1).std().item() if S > 1 else float("nan"),
+            "best_of_starts_recognisability": hits[pick, torch.arange(K)].mean().item(), "seconds": secs,
+            "per_unit": [round(v, 2) for v in hits.mean(0).tolist()]}
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/bench-quality", help="storage of a finished run (classifier/, judge/, generator/)")
+    p.add_argument("--run", default="runs/default", help="storage of a finished run (classifier/, judge/, generator/)")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--starts", type=int, default=5)
     p.add_argument("--out", help="JSON results file (default: <run>/am-settings.json)")
-    a = p.parse_args(argv)
-    names = [v for v in a.variants.split(",") if v]
-    bad = [v for v in names if v not in VARIANTS]
-    if bad:
-        sys.exit(f"error: unknown variant(s) {bad}; valid: {', '.join(VARIANTS)}")
-    run = Path(a.run)
-    cks = sorted((run / "classifier").glob("epoch=*.pt"))
-    gens = sorted((run / "generator").glob("*/epoch=*.pt"))
-    if not cks or not gens:
-        sys.exit(f"error: {run} holds no classifier or generator checkpoints; run bench/quality.py --storage {run} first")
-    encoder, ck = load_classifier(str(cks[-1]))
-    G, gck = load_generator(str(gens[-1]))
-    judge = load_judge(str(run / "judge" / "judge.pt"))
-    xv, _ = load_split(ck.get("data") or str(run / "data"), "val", image_size=encoder.config.image_size)
-    xvf = xv.float() / 255
-    target = TargetNet.caffenet(encoder)
-    K = encoder.config.num_classes
-    units = [f"fc8:{k}" for k in range(K)]
-    best = best_real_activations(target, units, tensor_batches(xv, batch_size=256))
-    bounds = gck["code_stats"]["upper"]
-    print(f"G {gens[-1]}; code bounds: median {bounds.median():.2f}, max {bounds.max():.2f}; {K} units × {a.starts} starts")
+    a = parse_args(p, argv, run=lambda: tiny_run("dgn-bench-am-"), variants="baseline,lr-1,bounds-2sigma", starts=1)
+    base_am = {"steps": 2} if a.dry_run else {}
+    names = choose(a.variants, VARIANTS, "variant")
+    r = load_run(a.run)
+    K = r.encoder.config.num_classes
+    ev = ClassUnitEval(encoder=r.encoder, judge=r.judge, val=r.val, val_labels=r.val_labels, num_classes=K,
+                       am=AMConfig(), starts=a.starts)
+    stats, layer = r.generator_ck["code_stats"], r.generator_ck["config"]["layer"]
+    bounds = stats["upper"]
+    print(f"G {r.generator_uri}; code bounds: median {bounds.median():.2f}, max {bounds.max():.2f}; "
+          f"{K} units × {a.starts} starts")
     results = {}
     for name in names:
-        t = time.time()
-        objs = [u for _ in range(a.starts) for u in units]  # start s of unit k at s*K + k
-        over = dict(VARIANTS[name])
-        stats = dict(gck["code_stats"])
-        if "_sigmas" in over:
-            stats["upper"] = stats["mean"] + over.pop("_sigmas") * stats["std"]
-        res = dgn_am(G, target, objs, code_stats=stats, config=AMConfig(**{**DEFAULT_AM, **over}))
-        secs = time.time() - t
-        labels, _ = judge_predictions(judge, res.images.float())
-        hits = (labels == torch.arange(K).repeat(a.starts)).view(a.starts, K).float()  # (starts, K)
-        ratio = activation_ratio(res.activations.float(), best.repeat(a.starts))
-        pick = res.objective.view(a.starts, K).argmax(0)  # (K,) best start per unit by the objective
-        results[name] = {
-            "recognisability": hits.mean().item(),
-            "recognisability_std_over_starts": hits.mean(1).std().item(),
-            "units_recognised_any_start": hits.any(0).float().mean().item(),
-            "best_of_starts_recognisability": hits[pick, torch.arange(K)].mean().item(),
-            "median_activation_ratio": ratio.nanmedian().item(),
-            "realism_fd": realism(judge, res.images.float(), xvf),
-            "seconds": secs,
-            "per_unit": [round(v, 2) for v in hits.mean(0).tolist()],
-        }
-        r = results[name]
-        print(f"{name:14s} recog {r['recognisability']:.2f} ± {r['recognisability_std_over_starts']:.2f}  "
-              f"any {r['units_recognised_any_start']:.2f}  best-of-starts {r['best_of_starts_recognisability']:.2f}  "
-              f"ratio {r['median_activation_ratio']:.2f}  FD {r['realism_fd']:.1f}  {secs:.0f}s  per unit {r['per_unit']}", flush=True)
-    cols = ["recognisability", "recognisability_std_over_starts", "units_recognised_any_start",
-            "best_of_starts_recognisability", "median_activation_ratio", "realism_fd", "seconds"]
-    print("\n| variant | recognisability (± std over starts) | units recognised from ≥1 start | best-of-starts | "
-          "median ratio | FD | s |\n|---|---|---|---|---|---|---|")
-    for n, r in results.items():
-        print(f"| {n} | {r[cols[0]]:.2f} ± {r[cols[1]]:.2f} | {r[cols[2]]:.2f} | {r[cols[3]]:.2f} | {r[cols[4]]:.2f} | "
-              f"{r[cols[5]]:.1f} | {r[cols[6]]:.0f} |")
-    out = Path(a.out) if a.out else run / "am-settings.json"
+        m = results[name] = run_variant(ev, r.generator, layer, stats, {**base_am, **VARIANTS[name]})
+        print(f"{name:18s} recog {m['am_recognisability']:.2f}  any {m['am_units_recognised_any_start']:.2f}  "
+              f"best-of-starts {m['best_of_starts_recognisability']:.2f}  ratio {m['am_median_activation_ratio']:.2f}"
+              f"  FD {realism_cell(m)}  {m['seconds']:.0f}s  per unit {m['per_unit']}", flush=True)
+    print(f"\n{HEADER}\n|---|---|---|---|---|---|---|")
+    for n, m in results.items():
+        recog = fmt_interval(m["am_recognisability"], spread=m["recognisability_spread_over_starts"], n=a.starts,
+                             what="spread over starts")
+        print(f"| {n} | {recog} | {m['am_units_recognised_any_start']:.2f} | "
+              f"{m['best_of_starts_recognisability']:.2f} | {m['am_median_activation_ratio']:.2f} | "
+              f"{realism_cell(m)} | {m['seconds']:.0f} |")
+    out = Path(a.out) if a.out else Path(a.run) / "am-settings.json"
     out.write_text(json.dumps(results, indent=1))
-    np.set_printoptions(precision=3)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python bench/am_throughput.py                 # 64 fc8/fc6 units, 20 steps each way
     python bench/am_throughput.py --units 64 --steps 50 --threads 2
+    python bench/am_throughput.py --dry-run       # 4 units, 2 steps, 1 thread (seconds; a smoke test)
 
 Prints units·steps per second for the 64 units optimised together (one
 forward/backward per step) and for the same 64 units one at a time, their
@@ -14,35 +15,21 @@ the weights.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from common import parse_args
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from dgn.am import AMConfig, TargetNet, dgn_am  # noqa: E402
-from dgn.nets import Generator, build_caffenet, generator_config  # noqa: E402
-from dgn.pipeline import DEFAULT_GAN  # noqa: E402
-
-
-def matmul_peak(n: int = 1024, reps: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
+from dgn.am import AMConfig, TargetNet, as_objective, dgn_am
+from dgn.nets import Generator, build_caffenet, generator_config
+from dgn.timing import matmul_probe
+from dgn.train.gan import GANConfig
 
 
 def unit_step_flops(g, target, units) -> float:
     """FLOPs of one DGN-AM step (G + target forward, backward to the code) per unit."""
     code = torch.rand(len(units), *g.config.code_shape, requires_grad=True)
-    from dgn.am.objectives import as_objective
-
     objs = [as_objective(u) for u in units]
     for q in g.parameters():
         q.requires_grad_(False)  # as during AM: only the code gets a gradient
@@ -57,18 +44,18 @@ def main(argv=None) -> None:
     p.add_argument("--units", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    a = p.parse_args(argv)
+    a = parse_args(p, argv, units=4, steps=2, threads=1)
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     e = build_caffenet("small").eval()
-    g = Generator(generator_config("small", e.code_shape("fc6"), **DEFAULT_GAN["generator_overrides"])).eval()
+    g = Generator(generator_config("small", e.code_shape("fc6"), **GANConfig().generator_overrides)).eval()
     target = TargetNet.caffenet(e)
     units = [f"fc8:{k % 10}" if k < 10 else f"fc6:{k}" for k in range(a.units)]
     stats = {"mean": torch.full((512,), 0.5), "std": torch.full((512,), 0.5), "upper": torch.full((512,), 2.0)}
-    cfg = AMConfig(steps=a.steps, lr=0.25, init="noise")
+    cfg = AMConfig(steps=a.steps)  # the product's AM; speed does not depend on its settings
 
-    peak = matmul_peak()
+    peak = matmul_probe(1024) * 1e9  # FLOP/s
     flops = unit_step_flops(g, target, units)
     dgn_am(g, target, units[:4], code_stats=stats, config=AMConfig(steps=2))  # warm-up
 
@@ -80,9 +67,7 @@ def main(argv=None) -> None:
     for u in units:
         dgn_am(g, target, [u], code_stats=stats, config=cfg)
     single = a.units * a.steps / (time.perf_counter() - t)
-    peak2 = matmul_peak()
-
-    peak = max(peak, peak2)
+    peak = max(peak, matmul_probe(1024) * 1e9)
     print(f"threads                  {torch.get_num_threads()}")
     print(f"FLOPs per unit-step      {flops / 1e6:.0f} MFLOP (G + E forward, backward to the code)")
     print(f"matmul peak (fp32)       {peak / 1e9:.1f} GFLOP/s")

@@ -2,6 +2,7 @@
 
     python bench/code_probe.py --run runs/default                 # a finished flows/train.py run
     python bench/code_probe.py --run runs/default --layers fc6,pool5 --n-train 2000
+    python bench/code_probe.py --dry-run                          # a fresh tiny run, 8-px targets
 
 For each layer, on the run's own data: ridge regression from the code (the
 blob G inverts: post-ReLU where Caffe has a ReLU) to the image downsampled to
@@ -17,18 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+import torch.nn.functional as F
+from common import load_run, parse_args, tiny_run
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from dgn.data import load_split  # noqa: E402
-from dgn.train import load_classifier, tensor_batches  # noqa: E402
+from dgn.data import load_split
+from dgn.train import tensor_batches
 
 LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+HEADER = "| layer | code size | dead units | R² image | R² shape (grey, mean removed) | linear class probe acc |"
 
 
 @torch.no_grad()
@@ -80,29 +80,21 @@ def targets(x_uint8: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tenso
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="storage of a finished run (classifier/, data/)")
+    p.add_argument("--run", default="runs/default", help="storage of a finished run (classifier/, data/)")
     p.add_argument("--layers", default="conv3,conv5,pool5,fc6,fc7,fc8")
     p.add_argument("--n-train", type=int, default=3000)
     p.add_argument("--size", type=int, default=16, help="side of the downsampled image the probe predicts")
     p.add_argument("--out", help="JSON results (default: <run>/code-probe.json)")
-    a = p.parse_args(argv)
-    run = Path(a.run)
-    cks = sorted((run / "classifier").glob("epoch=*.pt"))
-    if not cks:
-        sys.exit(f"error: {run} holds no classifier checkpoints; run python flows/train.py --storage {run} first")
-    encoder, ck = load_classifier(str(cks[-1]))
-    encoder.eval()
-    data = ck.get("data") or str(run / "data")
-    xtr, ltr = load_split(data, "train", image_size=encoder.config.image_size)
-    xva, lva = load_split(data, "val", image_size=encoder.config.image_size)
-    xtr, ltr = xtr[: a.n_train], torch.as_tensor(ltr[: a.n_train])
-    lva = torch.as_tensor(lva)
+    a = parse_args(p, argv, run=lambda: tiny_run("dgn-bench-probe-"), size=8)
+    r = load_run(a.run, judge=False, generator=False)
+    encoder, xva, lva = r.encoder, r.val, r.val_labels
+    xtr, ltr = load_split(r.data, "train", image_size=encoder.config.image_size, limit=a.n_train)
+    ltr = torch.as_tensor(ltr)
     K = encoder.config.num_classes
     img_tr, shape_tr = targets(xtr, a.size)
     img_va, shape_va = targets(xva, a.size)
-    print(f"E {cks[-1]}; {len(xtr)} train / {len(xva)} val images; probes predict {a.size}×{a.size} px")
-    print("\n| layer | code size | dead units | R² image | R² shape (grey, mean removed) | linear class probe acc |")
-    print("|---|---|---|---|---|---|")
+    print(f"E {r.classifier}; {len(xtr)} train / {len(xva)} val images; probes predict {a.size}×{a.size} px")
+    print(f"\n{HEADER}\n|---|---|---|---|---|---|")
     results = {}
     for layer in [s for s in a.layers.split(",") if s]:
         ctr, cva = codes(encoder, xtr, layer), codes(encoder, xva, layer)
@@ -115,7 +107,7 @@ def main(argv=None) -> None:
         results[layer] = {"size": ctr.shape[1], "dead": dead, "r2_image": ri, "r2_shape": rs, "class_probe_acc": acc}
         print(f"| {layer} | {ctr.shape[1]} | {dead} ({dead / ctr.shape[1]:.0%}) | {ri:.3f} | {rs:.3f} | {acc:.3f} |",
               flush=True)
-    out = Path(a.out) if a.out else run / "code-probe.json"
+    out = Path(a.out) if a.out else Path(a.run) / "code-probe.json"
     out.write_text(json.dumps(results, indent=1))
 
 

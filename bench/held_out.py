@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kinds", default=",".join(HELD_OUT), help=f"held-out synthetic kinds (default {','.join(HELD_OUT)})")
     p.add_argument("--seeds", default="1,2,3", help="training seeds (0 is the development seed)")
-    p.add_argument("--out", default="runs/held-out", help="where datasets, runs and the table go")
+    p.add_argument("--out", help="where datasets, runs and the table go (default runs/held-out; with --dry-run "
+                   "runs/held-out-dry-run, whose tiny datasets and runs a real run must not reuse)")
     p.add_argument("--dry-run", action="store_true", help="tiny datasets and the job's --dry-run: the same path")
     a = p.parse_args(argv)
     kinds = [k for k in a.kinds.split(",") if k]
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     if 0 in seeds:
         print("error: seed 0 is the development seed; held-out figures use other seeds", file=sys.stderr)
         return 2
-    out = Path(a.out).resolve()
+    out = Path(a.out or ("runs/held-out-dry-run" if a.dry_run else "runs/held-out")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     probe = matmul_probe()
     rows = []

@@ -1,48 +1,49 @@
 """The generator-quality study: one factor at a time against a fixed baseline, over seeds.
 
-    python bench/quality_study.py                                   # every factor, 3 seeds, 240 s of G each
-    python bench/quality_study.py --factors baseline,adversarial --seeds 0,1,2 --seconds 240
+    python bench/quality_study.py                                   # every factor, 3 seeds, 500 G steps each
+    python bench/quality_study.py --factors baseline,adversarial --seeds 0,1,2 --g-steps 600
     python bench/quality_study.py --list                            # the factors and what they change
-    python bench/quality_study.py --factors baseline,no-warmup --g-steps 400   # a step budget: fair on a busy machine
+    python bench/quality_study.py --dry-run                         # 4 factors, 1 seed, 2 steps of everything
 
-For each seed it trains E and the judge once (as the pipeline does), then for
-each variant trains G for a fixed wall-clock budget and measures, with the
-independent judge (never E): its accuracy on G(E(x_val)), DGN-AM
-recognisability of every fc8 unit × 5 starts, median activation ratio and
-Fréchet distance to real val images. Prints a markdown table of mean ± std
-over seeds, and writes montages per variant under --out.
+The baseline is the product's defaults (``GANConfig()``, ``AMConfig()``). For each seed the job's own
+classifier and judge stages train E and the judge once per setup (dgn.train.loops.fit_local, in this
+process; a resumed study reuses them from --out); then, for each variant, the job's G stage trains G for
+``--g-steps`` steps (a step budget: fair on a busy machine) and the job's class-unit evaluation
+(dgn.quality.ClassUnitEval, the independent judge, never E) measures its accuracy on G(E(x_val)), DGN-AM
+recognisability of every fc8 unit × 5 starts, the median activation ratio and realism (FD and precision in
+judge features, beside the real-vs-real floor at the same N). Prints a markdown table of the mean and its
+spread over seeds, and writes montages per variant under --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
+import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from common import choose, parse_args
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from dgn.data import load_split, read_meta, write_synthetic  # noqa: E402
-from dgn.errors import DGNError  # noqa: E402
-from dgn.nets import Judge, build_caffenet  # noqa: E402
-from dgn.pipeline import DEFAULT_AM, DEFAULT_GAN, prepare_data, preset_config, quality, train_classifier  # noqa: E402
-from dgn.train.batches import tensor_batches  # noqa: E402
-from dgn.train.codestats import code_stats  # noqa: E402
-from dgn.train.gan import GANTrainer  # noqa: E402
+from dgn.am import AMConfig
+from dgn.data import load_split, read_meta
+from dgn.errors import DGNError
+from dgn.job import preset_config
+from dgn.job.stages import finished, prepare_data, stage_configs
+from dgn.metrics import fmt_interval, seed_spread
+from dgn.quality import ClassUnitEval, write_montages
+from dgn.storage import RunLayout
+from dgn.train import load_checkpoint, load_classifier, load_generator, load_judge
+from dgn.train.gan import GANConfig
+from dgn.train.loops import fit_local
 
 # variant name → (GANConfig changes, AMConfig changes[, setup changes]): one factor each against the baseline.
-# Setup changes alter the data or E, so such a variant gets its own dataset, E and judge per seed:
-# hue_jitter (the embedded data's hue spread per class; 0.05 keeps classes' hues disjoint, more makes
-# neighbours share hues so E must keep shape), image_size, and E's dropout / fc widths.
-_G = DEFAULT_GAN["generator_overrides"]
+# Setup changes alter E's input or E, so such a variant gets its own E and judge per seed: image_size (the
+# dataset resized), and E's dropout / fc widths.
+_G = GANConfig().generator_overrides
 FACTORS = {
     "baseline": ({}, {}),
     "faithful-losses": ({"image_loss": "pixel", "feature_layer": "pool5", "w_adv": 0.01, "warmup_steps": 0}, {}),
-    "contrast-loss": ({"image_loss": "contrast"}, {}),
     "pool5-comparator": ({"feature_layer": "pool5"}, {}),
     "adversarial": ({"w_adv": 0.01}, {}),
     "no-warmup": ({"warmup_steps": 0}, {}),
@@ -55,115 +56,119 @@ FACTORS = {
     "am-lr-1": ({}, {"lr": 1.0}),
     "am-init-zeros": ({}, {"init": "zeros"}),
     "am-100-steps": ({}, {"steps": 100}),
-    "shared-hues": ({}, {}, {"hue_jitter": 0.15}),
-    "any-hue": ({}, {}, {"hue_jitter": 0.5}),
     "32px": ({}, {}, {"image_size": 32}),
-    "E-no-dropout": ({}, {}, {"dropout": 0.0}),
+    "E-dropout-0.5": ({}, {}, {"dropout": 0.5}),  # Caffe's; the small preset has none
     "E-wide-fc": ({}, {}, {"fc": (1024, 1024)}),
 }
 METRICS = ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd",
            "am_realism_precision", "steps")
+HEADER = "| variant | " + " | ".join(METRICS) + " |"
+# the job's sizes for the study; --dry-run: a few images, 2 steps of every stage, 1 AM start (of 2 steps)
+SIZES = {"am_starts": 5}
+DRY_RUN_SIZES = {"n_train": 64, "n_val": 40, "batch_size": 16, "classifier_steps": 2, "judge_steps": 2, "am_starts": 1,
+                 "learned_factor": 0.0}
 
 
 def _setup(name: str) -> dict:
     return FACTORS[name][2] if len(FACTORS[name]) > 2 else {}
 
 
-def _data(base, out: Path, setup: dict) -> str:
-    """The embedded dataset for a setup: the default one, or one written with the setup's data changes."""
-    data_over = {k: setup[k] for k in ("hue_jitter", "image_size") if k in setup}
-    if not data_over:
-        return prepare_data(base, log=print)
-    uri = str(out / ("data-" + "-".join(f"{k}{v}" for k, v in sorted(data_over.items()))))
-    try:
-        read_meta(uri)
-    except DGNError:
-        write_synthetic(uri, n_train=base.n_train, n_val=base.n_val, seed=base.seed, **data_over)
-    return uri
+def _fit(stages: list, *, threads: int, what: str) -> None:
+    """The job's own loops in this process; a stage that stops (diverged, did not learn) ends the study."""
+    stopped: list[str] = []
+    fit_local(stages, on_event=lambda e: stopped.append(e["diverged"]) if "diverged" in e else None, threads=threads)
+    if stopped:
+        raise DGNError(f"{what}: {stopped[0]}")
 
 
-def run_variant(name, gan_over, am_over, *, encoder, judge, stats, train, val, num_classes, seconds, seed, out: Path,
-                g_steps: int = 0, image_size: int = 64):
-    cfg = preset_config("default", seed=seed, image_size=image_size, gan={**DEFAULT_GAN, **gan_over},
-                        am={**DEFAULT_AM, **am_over})
-    trainer = GANTrainer(encoder, cfg.gan, code_stats=stats, seed=seed)
-    t, epoch = time.time(), 0
+def train_base(data: str, meta, storage: Path, *, setup: dict, seed: int, sizes: dict, threads: int):
+    """E and the judge of one (setup, seed) by the job's classifier and judge stages; (E, judge, E acc, judge acc)."""
+    job = preset_config("default", data=data, storage=str(storage), seed=seed, judge_seed=1234 + seed,
+                        image_size=setup.get("image_size", 64), classifier_checkpoints=1, judge_checkpoints=1,
+                        atlas_units="none", **sizes)
+    stages = stage_configs(job, data, meta, stages=("classifier", "judge"))
+    e_over = {k: setup[k] for k in ("dropout", "fc") if k in setup}
+    for stage, c in stages:
+        if stage == "classifier" and e_over:
+            c["arch_overrides"] = e_over
+    _fit([(s, c) for s, c in stages if not finished(job, s, c)], threads=threads, what=f"setup {setup} seed {seed}")
+    layout = RunLayout(str(storage))
+    e_uri = layout.checkpoint("classifier", 1)
+    encoder, ck = load_classifier(e_uri)
+    j_acc = load_checkpoint(layout.checkpoint("judge", 1), "judge")["metrics"]["val_acc"]
+    return e_uri, encoder, load_judge(layout.judge), ck["metrics"]["val_acc"], j_acc
 
-    def more() -> bool:  # a step budget when given (fair under load), else the wall-clock budget
-        return trainer.step_count < g_steps if g_steps else time.time() - t < seconds
 
-    while more():
-        for x in tensor_batches(train[0], batch_size=cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch, drop_last=True):
-            trainer.step(x)
-            if not more():
-                break
-        epoch += 1
-    q = quality(cfg, encoder=encoder, generator=trainer.generator, judge=judge, code_stats_=stats, val=val,
-                num_classes=num_classes, out_dir=out / f"{name}-seed{seed}", log=lambda m: None)
-    q["steps"] = trainer.step_count
-    return q
+def run_variant(name: str, ev: ClassUnitEval, *, data: str, meta, e_uri: str, image_size: int, seed: int,
+                g_steps: int, sizes: dict, am_base: dict, threads: int, out: Path) -> dict:
+    """G of one variant by the job's G stage on the fixed E, then the job's class-unit evaluation."""
+    gan_over, am_over = FACTORS[name][:2]
+    storage = out / f"{name}-seed{seed}"
+    job = preset_config("default", data=data, storage=str(storage), seed=seed, image_size=image_size,
+                        encoder_weights=e_uri, gan=gan_over, am={**am_base, **am_over}, gan_steps=g_steps,
+                        gan_checkpoints=1, atlas_units="none", **sizes)
+    stages = stage_configs(job, data, meta, stages=("generator",))
+    _fit([(s, c) for s, c in stages if not finished(job, s, c)], threads=threads, what=f"{name} seed {seed}")
+    generator, gck = load_generator(RunLayout(str(storage)).checkpoints(RunLayout.generator_dir(job.gan.layer))[-1])
+    ev.am = job.am
+    q, images = ev(generator, job.gan.layer, gck["code_stats"])
+    write_montages(storage, ev, generator, job.gan.layer, images)
+    return {**q, "steps": float(gck["step"])}
+
+
+def cell(runs: list[dict], k: str) -> str:
+    mean, spread = seed_spread([r[k] for r in runs])
+    s = fmt_interval(mean, spread=spread, n=len(runs), digits=3)
+    if k == "am_realism_fd":  # read the FD only against the real-vs-real floor at the same N
+        s += f" (floor {seed_spread([r['am_realism_floor_fd'] for r in runs])[0]:.3f}, N={runs[0]['am_realism_n']:.0f})"
+    return s
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--factors", default=",".join(FACTORS))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--seconds", type=float, default=240.0, help="wall-clock budget of G training per variant")
-    p.add_argument("--g-steps", type=int, default=0, help="G steps per variant instead of --seconds (0: use --seconds)")
+    p.add_argument("--g-steps", type=int, default=500, help="G's optimisation steps per variant (the job's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="runs/quality-study")
     p.add_argument("--list", action="store_true")
-    a = p.parse_args(argv)
+    a = parse_args(p, argv, factors="baseline,adversarial,am-lr-1,E-dropout-0.5", seeds="0", g_steps=2, threads=1,
+                   out=lambda: tempfile.mkdtemp(prefix="dgn-bench-study-"))
     if a.list:
         for k, (g, m, *setup) in FACTORS.items():
             print(f"{k:18s} gan {g}  am {m}" + (f"  setup {setup[0]}" if setup else ""))
         return
-    names = [f for f in a.factors.split(",") if f]
-    unknown = [f for f in names if f not in FACTORS]
-    if unknown:
-        sys.exit(f"error: unknown factor(s) {unknown}; valid: {', '.join(FACTORS)}")
+    sizes, am_base = (DRY_RUN_SIZES, {"steps": 2}) if a.dry_run else (SIZES, {})
+    names = choose(a.factors, FACTORS, "factor")
     out = Path(a.out)
-    base = preset_config("default", storage=str(out))
+    data_sizes = {k: sizes[k] for k in ("n_train", "n_val") if k in sizes}
+    data = prepare_data(preset_config("default", storage=str(out), **data_sizes))  # one dataset for every setup
+    meta = read_meta(data)
     results: dict[str, list[dict]] = {n: [] for n in names}
-    groups: dict[tuple, list[str]] = {}  # variants that share data, E and judge
+    groups: dict[tuple, list[str]] = {}  # variants that share E and the judge
     for n in names:
         groups.setdefault(tuple(sorted(_setup(n).items())), []).append(n)
     for key, members in groups.items():
         setup = dict(key)
-        image_size = setup.get("image_size", base.image_size)
-        data = _data(base, out, setup)
-        meta = read_meta(data)
-        train = load_split(data, "train", image_size=image_size)
-        val = load_split(data, "val", image_size=image_size)
-        e_over = {k: setup[k] for k in ("dropout", "fc") if k in setup}
+        image_size = setup.get("image_size", 64)
+        xv, yv = load_split(data, "val", image_size=image_size)
+        tag = "-".join(f"{k}{v}" for k, v in key) or "baseline"
         for seed in (int(s) for s in a.seeds.split(",")):
             torch.manual_seed(seed)
-            encoder = build_caffenet(base.classifier, num_classes=meta.num_classes, image_size=image_size, **e_over)
-            e_m = train_classifier(encoder, train, val, epochs=base.classifier_epochs, lr=base.classifier_lr,
-                                   batch_size=base.batch_size, seed=seed)
-            encoder.eval()
-            torch.manual_seed(base.judge_seed + seed)
-            judge = Judge(num_classes=meta.num_classes, image_size=image_size)
-            j_m = train_classifier(judge, train, val, epochs=base.judge_epochs, lr=base.judge_lr,
-                                   batch_size=base.batch_size, seed=base.judge_seed + seed)
-            judge.eval()
-            print(f"setup {setup or 'baseline'} seed {seed}: E val {e_m['val_acc']:.3f}, judge val {j_m['val_acc']:.3f}",
-                  flush=True)
-            stats = code_stats(encoder, base.gan.layer, tensor_batches(train[0], batch_size=256))
+            e_uri, encoder, judge, e_acc, j_acc = train_base(data, meta, out / "base" / f"{tag}-seed{seed}",
+                                                             setup=setup, seed=seed, sizes=sizes, threads=a.threads)
+            print(f"setup {setup or 'baseline'} seed {seed}: E val {e_acc:.3f}, judge val {j_acc:.3f}", flush=True)
+            ev = ClassUnitEval(encoder=encoder, judge=judge, val=xv, val_labels=yv, num_classes=meta.num_classes,
+                               am=AMConfig(), starts=sizes["am_starts"])
             for n in members:
-                g, m = FACTORS[n][:2]
-                q = run_variant(n, g, m, encoder=encoder, judge=judge, stats=stats, train=train, val=val,
-                                num_classes=meta.num_classes, seconds=a.seconds, seed=seed, out=out,
-                                g_steps=a.g_steps, image_size=image_size)
-                q.update(e_val_acc=e_m["val_acc"], judge_val_acc=j_m["val_acc"])
+                q = run_variant(n, ev, data=data, meta=meta, e_uri=e_uri, image_size=image_size, seed=seed,
+                                g_steps=a.g_steps, sizes=sizes, am_base=am_base, threads=a.threads, out=out)
+                q.update(e_val_acc=e_acc, judge_val_acc=j_acc)
                 results[n].append(q)
                 print(n, seed, json.dumps({k: round(q[k], 3) for k in METRICS}), flush=True)
-    print("\n| variant | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
+    print(f"\n{HEADER}\n|---|" + "---|" * len(METRICS))
     for n in names:
-        cells = []
-        for k in METRICS:
-            v = np.array([r[k] for r in results[n]], dtype=float)
-            cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
-        print(f"| {n} | " + " | ".join(cells) + " |")
+        print(f"| {n} | " + " | ".join(cell(results[n], k) for k in METRICS) + " |")
     (out / "study.json").write_text(json.dumps(results, indent=1, default=float))
 
 

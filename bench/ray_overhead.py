@@ -2,13 +2,17 @@
 
     python bench/ray_overhead.py                       # 1 and 2 workers, 2000 images, 5 classifier epochs
     python bench/ray_overhead.py --workers 2 --epochs 6 --n-train 4000
+    python bench/ray_overhead.py --dry-run             # 1 worker, 2 tiny epochs, 1 repeat (a smoke test)
 
-Both harnesses run dgn.train.ray_loops.classifier_loop unchanged (shard loading,
+Both harnesses run dgn.train.loops.classifier_loop unchanged (shard loading,
 DDP, a checkpoint per epoch, events to the driver): once as a TorchTrainer on a
-local Ray cluster, once in processes started with torch.multiprocessing and a
-gloo process group — the same number of processes and threads per process, at
-the same CPU priority. Per-epoch time is measured inside the loop; epoch 1 is
-start-up and is left out. Prints the ratio (target: Ray ≤ 1.15 × plain).
+local Ray cluster (dgn.train.ray_fit, as the job), once in processes started
+with torch.multiprocessing in a gloo process group (the loop's ``"local"``
+context) — the same number of processes and threads per process, at the same
+CPU priority. An epoch is one checkpoint of one pass over the training set
+(``steps`` = epochs × images // batch). Per-epoch time is measured inside the
+loop; epoch 1 is start-up and is left out. Prints the ratio (target: Ray ≤
+1.15 × plain).
 Timings on a shared machine are noisy: the two runs are interleaved
 (plain, Ray, plain, Ray …) and the medians compared.
 """
@@ -17,25 +21,40 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import parse_args
+
+from dgn.data import read_meta, write_synthetic
+
+HEADER = "workers  threads/worker  plain s/epoch  ray s/epoch  ray/plain"
+
+
+# Ray's imports are inside the functions: a spawned plain worker re-imports this file, and its start-up must
+# not pay for them.
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _plain_worker(rank: int, world: int, port: int, cfg: dict, queue) -> None:
     import torch.distributed as dist
 
-    from dgn.train.ray_loops import classifier_loop
+    from dgn.train.loops import classifier_loop
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if world > 1:
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        classifier_loop({**cfg, "context": "torch", "queue": queue})
+        classifier_loop({**cfg, "context": "local", "queue": queue})
     finally:
         if world > 1:
             dist.destroy_process_group()
@@ -43,8 +62,6 @@ def _plain_worker(rank: int, world: int, port: int, cfg: dict, queue) -> None:
 
 def run_plain(cfg: dict, workers: int, threads: int) -> tuple[list[float], float]:
     import torch.multiprocessing as mp
-
-    from tests.support.servers import free_port
 
     t = time.time()
     ctx = mp.get_context("spawn")
@@ -76,14 +93,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2, help="interleaved (plain, Ray) pairs per worker count")
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
-    args = p.parse_args(argv)
+    args = parse_args(p, argv, workers="1", epochs=2, n_train=64, image_size=32, batch_size=16, repeats=1)
 
-    from dgn.data import read_meta, write_synthetic
     from dgn.cluster import init_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="dgn-bench-ray-"))
     data = str(tmp / "data")
-    write_synthetic(data, n_train=args.n_train, n_val=200, seed=0, image_size=args.image_size)
+    write_synthetic(data, n_train=args.n_train, n_val=min(200, args.n_train), seed=0, image_size=args.image_size)
     meta = read_meta(data)
     init_ray(args.cpus)
     rows = []
@@ -95,8 +111,8 @@ def main(argv=None) -> int:
             for kind in ("plain", "ray"):
                 cfg = dict(kind="classifier", data=data, storage=str(tmp / f"{kind}-{workers}-{rep}"),
                            image_size=args.image_size, arch="small", num_classes=meta.num_classes,
-                           class_names=meta.class_names, n_train=args.n_train, epochs=args.epochs, lr=3e-3,
-                           batch_size=args.batch_size, seed=0)
+                           class_names=meta.class_names, n_train=args.n_train, lr=3e-3, batch_size=args.batch_size,
+                           steps=args.epochs * (args.n_train // args.batch_size), checkpoints=args.epochs, seed=0)
                 secs, w = run_plain(cfg, workers, threads) if kind == "plain" else \
                     run_ray(cfg, workers, threads, str(tmp / "ray"))
                 per[kind] += secs[1:]  # epoch 1 holds start-up (first touch, allocator warm-up)
@@ -106,7 +122,7 @@ def main(argv=None) -> int:
         med = {k: statistics.median(v) for k, v in per.items()}
         rows.append((workers, threads, med["plain"], med["ray"], med["ray"] / med["plain"],
                      statistics.median(wall["plain"]), statistics.median(wall["ray"])))
-    print("\nworkers  threads/worker  plain s/epoch  ray s/epoch  ray/plain  start-up+epoch1 plain  ray")
+    print(f"\n{HEADER}  start-up+epoch1 plain  ray")
     for w, t, a, b, r, sa, sb in rows:
         print(f"{w:7d}  {t:14d}  {a:13.2f}  {b:11.2f}  {r:9.3f}  {sa:21.1f}  {sb:4.1f}")
     print("target: ray/plain ≤ 1.15 per epoch after start-up")

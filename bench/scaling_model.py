@@ -3,6 +3,7 @@
     python bench/scaling_model.py                       # model + CPU check, ~2 min on 2 cores
     python bench/scaling_model.py --gpus 1 8 64 --batch 64 --util 0.25 --json scaling.json
     python bench/scaling_model.py --skip-check --decode-rate 962        # the tables of docs/scaling.md
+    python bench/scaling_model.py --dry-run      # the model at batch 1, the embedded cases of the check at b=2
 
 Full scale: E = C = the 227-px ``caffenet`` preset (C is E up to pool5), G = the
 paper's fc6 generator (``paper`` preset), D = the 227-px discriminator — the
@@ -32,20 +33,20 @@ import argparse
 import io
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from common import parse_args
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from dgn.am import AMConfig, TargetNet, dgn_am  # noqa: E402
-from dgn.am.objectives import as_objective  # noqa: E402
-from dgn.nets import build_caffenet  # noqa: E402
-from dgn.pipeline import DEFAULT_GAN  # noqa: E402
-from dgn.train.gan import PAPER, GANConfig, GANTrainer  # noqa: E402
+from dgn.am import AMConfig, TargetNet, as_objective, dgn_am
+from dgn.data import decode_image, render
+from dgn.nets import build_caffenet
+from dgn.timing import matmul_probe
+from dgn.train.gan import PAPER, GANConfig, GANTrainer
 
 IMAGENET_TRAIN = 1_281_167
 ADAM_BYTES_PER_PARAM = 28  # torch's foreach Adam reads p, g, m, v and writes p, m, v (fp32): memory-bound
@@ -100,16 +101,6 @@ def n_params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-def matmul_peak(n: int = 1024, reps: int = 6) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
-
-
 def copy_bandwidth(mib: int = 256, reps: int = 5) -> float:
     """Bytes/s read + written by a large tensor copy: the memory roofline of elementwise work."""
     a, b = torch.empty(mib * 2**18), torch.randn(mib * 2**18)
@@ -135,8 +126,12 @@ def gbytes(b: float) -> str:
 # the full-scale networks
 
 
-def full_scale(batch: int = 2) -> dict:
-    """FLOPs per image of E, C, G, D forward/backward as used in a G step, memory, and the whole step."""
+ATLAS_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+
+
+def full_scale(batch: int = 2, atlas_layers: tuple[str, ...] = ATLAS_LAYERS) -> dict:
+    """FLOPs per image of E, C, G, D forward/backward as used in a G step, memory, and the whole step; the
+    DGN-AM unit-step of ``atlas_layers``."""
     torch.manual_seed(0)
     e = build_caffenet("caffenet").eval()
     tr = GANTrainer(e, GANConfig(**PAPER))
@@ -192,7 +187,7 @@ def full_scale(batch: int = 2) -> dict:
         p.requires_grad_(False)
     G.eval()
     am = {}
-    for layer in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+    for layer in atlas_layers:
         objs = [as_objective(f"{layer}:0")]
 
         def unit_step():
@@ -234,17 +229,18 @@ def atlas_cost(model: dict, gpu: dict, util: float) -> dict:
 # the CPU check
 
 
-def cpu_check(reps: int) -> list[dict]:
+def cpu_check(reps: int, *, batch: int = 32, am_units: int = 32, am_steps: int = 10, full: bool = True
+              ) -> list[dict]:
     """Counted FLOPs and Adam bytes of the same code at small scale, its measured wall time, and the CPU's matmul
     rate and copy bandwidth measured just before and just after it (neighbours' load drifts; the mean of the two
-    readings is what the case saw)."""
+    readings is what the case saw). ``full``: the full-scale cases too (else the embedded preset's only)."""
     rows = []
     torch.manual_seed(0)
 
     def timed_case(fn):
-        p0, b0 = matmul_peak(), copy_bandwidth()
+        p0, b0 = matmul_probe(1024, 3) * 1e9, copy_bandwidth()
         t = timed(fn, reps)
-        p1, b1 = matmul_peak(), copy_bandwidth()
+        p1, b1 = matmul_probe(1024, 3) * 1e9, copy_bandwidth()
         return t, (p0 + p1) / 2, (b0 + b1) / 2
 
     def g_step_case(name, e, cfg, batch, size):
@@ -262,15 +258,16 @@ def cpu_check(reps: int) -> list[dict]:
         rows.append({"case": name, "gflop": f / 1e9, "adam_bytes": adam, "measured_s": t, "peak": peak, "bw": bw})
 
     small_e = build_caffenet("small").eval()
-    g_step_case("G step, embedded preset (64 px, b=32)", small_e,
-                GANConfig(**{**DEFAULT_GAN, "warmup_steps": 0, "w_adv": 0.01}), 32, 64)
-    big_e = build_caffenet("caffenet").eval()
-    g_step_case("G step, full scale (227 px, paper G, b=2)", big_e, GANConfig(**PAPER), 2, 227)
+    g_step_case(f"G step, embedded preset (64 px, b={batch})", small_e, GANConfig(warmup_steps=0, w_adv=0.01),
+                batch, 64)
+    big_e = build_caffenet("caffenet").eval() if full else None
+    if full:
+        g_step_case("G step, full scale (227 px, paper G, b=2)", big_e, GANConfig(**PAPER), 2, 227)
 
     def am_case(name, e, g, units, steps):
         target = TargetNet.caffenet(e)
         stats = {k: torch.full(g.config.code_shape, v) for k, v in (("mean", 0.5), ("std", 0.5), ("upper", 2.0))}
-        cfg = AMConfig(steps=steps, lr=0.25, init="noise")
+        cfg = AMConfig(steps=steps)  # the product's AM; its FLOPs do not depend on the settings
         objs = [as_objective(u) for u in units]
         for p in g.parameters():
             p.requires_grad_(False)
@@ -290,21 +287,17 @@ def cpu_check(reps: int) -> list[dict]:
         t, peak, bw = timed_case(lambda: dgn_am(g, target, units, code_stats=stats, config=cfg))
         rows.append({"case": name, "gflop": f / 1e9, "adam_bytes": 0, "measured_s": t, "peak": peak, "bw": bw})
 
-    sg = GANTrainer(small_e, GANConfig(**DEFAULT_GAN)).generator.eval()
-    am_case("DGN-AM, embedded preset (32 fc8/fc6 units × 10 steps)", small_e, sg,
-            [f"fc8:{k % 10}" if k < 10 else f"fc6:{k}" for k in range(32)], 10)
-    bg = GANTrainer(big_e, GANConfig(**PAPER)).generator.eval()
-    am_case("DGN-AM, full scale (4 fc8 units × 3 steps)", big_e, bg, [f"fc8:{k}" for k in range(4)], 3)
+    sg = GANTrainer(small_e, GANConfig()).generator.eval()
+    am_case(f"DGN-AM, embedded preset ({am_units} fc8/fc6 units × {am_steps} steps)", small_e, sg,
+            [f"fc8:{k % 10}" if k < 10 else f"fc6:{k}" for k in range(am_units)], am_steps)
+    if full:
+        bg = GANTrainer(big_e, GANConfig(**PAPER)).generator.eval()
+        am_case("DGN-AM, full scale (4 fc8 units × 3 steps)", big_e, bg, [f"fc8:{k}" for k in range(4)], 3)
     return rows
 
 
 def data_decode_rate(n: int = 100) -> float:
     """Images/s one CPU core decodes (+ crop + resize to 227) from ~500×375 JPEGs, ImageNet's typical size."""
-    import numpy as np
-    from PIL import Image
-
-    from dgn.data import decode_image, render
-
     torch.set_num_threads(1)
     img = Image.fromarray(render(3, np.random.default_rng(0), image_size=375)).resize((500, 375))
     buf = io.BytesIO()
@@ -325,11 +318,14 @@ def main(argv=None) -> None:
     p.add_argument("--decode-rate", type=float, default=0.0,
                    help="JPEG decodes/s per core to assume (0: measure here; neighbours' load lowers it)")
     p.add_argument("--json", help="write every figure to this file")
-    a = p.parse_args(argv)
+    a = parse_args(p, argv, gpus=[1, 8], reps=1, threads=1)
+    # dry run: the model at batch 1 (atlas: conv1 and fc8); the check on the embedded preset only (G step b=2,
+    # 4 units × 2 AM steps)
+    check = {"batch": 2, "am_units": 4, "am_steps": 2, "full": False} if a.dry_run else {}
 
-    rate = a.decode_rate or data_decode_rate()
+    rate = a.decode_rate or data_decode_rate(5 if a.dry_run else 100)
     torch.set_num_threads(a.threads)
-    model = full_scale()
+    model = full_scale(1, ("conv1", "fc8")) if a.dry_run else full_scale()
     model["decode_images_per_s_per_core"] = rate
     print("== full-scale networks (E = C: caffenet 227 px, G: paper fc6, D: 227 px)")
     for k, v in model["params"].items():
@@ -376,7 +372,7 @@ def main(argv=None) -> None:
     if not a.skip_check:
         print("== check on this CPU: the model's time (FLOPs / matmul peak + Adam bytes / copy bandwidth, both "
               "measured in this run) vs the measured time of the same code")
-        rows = cpu_check(a.reps)
+        rows = cpu_check(a.reps, **check)
         print(f"  ({torch.get_num_threads()} threads; fp32 matmul rate and copy bandwidth measured around each case)")
         for r in rows:
             r["predicted_s"] = r["gflop"] * 1e9 / r["peak"] + r["adam_bytes"] / r["bw"]
