@@ -123,6 +123,8 @@ class NormedConv2d(nn.Conv2d):
     """A convolution followed by BatchNorm, as one module: hooks and ``forward_until`` see the normalised,
     pre-ReLU output under the conv's own name, and the conv's attributes (``weight``, ``out_channels``) stay."""
 
+    layer_parts = False  # one layer: its BatchNorm is not listed as a layer of its own (dgn.nets.target)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, bias=False, **kwargs)  # BN's shift replaces the bias
         self.bn = nn.BatchNorm2d(self.out_channels)

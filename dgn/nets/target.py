@@ -47,7 +47,10 @@ def parse_unit(text: str) -> Unit:
 
 
 def module_names(model: nn.Module) -> list[str]:
-    return [n for n, _ in model.named_modules() if n]
+    """Every addressable module, except the insides of a module that is one layer (``layer_parts = False``,
+    e.g. the small CaffeNet's conv + BatchNorm, whose output is the conv layer's)."""
+    whole = [n + "." for n, m in model.named_modules() if n and getattr(m, "layer_parts", True) is False]
+    return [n for n, _ in model.named_modules() if n and not any(n.startswith(w) for w in whole)]
 
 
 def resolve_module(model: nn.Module, name: str) -> nn.Module:
