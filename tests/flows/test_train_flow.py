@@ -174,7 +174,7 @@ def test_paper_preset_with_encoder_weights_on_a_local_ray(tmp_path):
     # E from a project classifier checkpoint: the classifier stage is skipped
     first = tmp_path / "first"
     r = _run("--dry-run", "--storage", str(first), "--gan-steps", "0")
-    assert r.returncode == 2 and "gan-steps must be ≥ 0 and gan-checkpoints between 1 and the steps" in r.stderr
+    assert r.returncode == 2 and "gan-steps and judge-steps must be ≥ 1 for a training run; got 0 and 6" in r.stderr
     from dgn.data import read_meta, write_synthetic
     from dgn.nets import build_caffenet
     from dgn.train.checkpoint import save_checkpoint
