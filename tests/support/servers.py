@@ -23,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 90.0) -> None:
+def wait_http(url: str, timeout: float = 180.0) -> None:  # an MLflow server starting on a loaded 2-core machine
     t = time.time()
     while True:
         try:
