@@ -1,4 +1,4 @@
-"""Quality metrics: activation ratio, recognisability, realism, reconstruction (DESIGN.md, docs/metrics.md)."""
+"""Quality metrics: activation ratio, recognisability, realism, reconstruction (docs/metrics.md)."""
 
 from dgn.metrics.activation import activation_ratio, best_real_activations
 from dgn.metrics.intervals import bootstrap_interval, fmt_interval, seed_spread

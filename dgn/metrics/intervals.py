@@ -6,7 +6,7 @@ Two different things are both written "±" far too often:
   would move with other items of the same kind. :func:`bootstrap_interval` (percentile bootstrap, optionally
   resampling whole groups such as units when a unit's starts are correlated);
 - **seed spread**: the standard deviation of a figure over independent runs (training or AM seeds), which is
-  what DESIGN.md's "± is the spread across seeds" means. :func:`seed_spread`.
+  what "± is the spread across seeds" in this project's tables means (docs/metrics.md). :func:`seed_spread`.
 
 :func:`fmt_interval` writes either one so that a reader can tell them apart and sees N:
 ``"0.82 [0.74, 0.89] (95% bootstrap CI, N=50)"`` or ``"0.82 ± 0.03 (seed spread, N=3)"``.

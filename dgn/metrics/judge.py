@@ -52,7 +52,7 @@ def realism_report(judge: nn.Module, fake_images: torch.Tensor, real_pool_images
     Returns ``{"n", "fd", "precision", "recall", "floor_fd", "floor_precision", "floor_recall"}``:
     the n generated images (all by default) against n real images drawn from ``real_pool_images``, and the
     floor: n *other* real images of the pool (disjoint from the first n) against the same n. Images are float
-    in [0, 1] (uint8 0–255 is converted). The pool needs at least 2n images (else DGNError); DESIGN.md asks for n ≥ 200.
+    in [0, 1] (uint8 0–255 is converted). The pool needs at least 2n images (else DGNError); headline realism uses n ≥ 200 (docs/metrics.md).
     Only the 2n real images it uses go through the judge. Features-level version (same draws for the same
     seed): :func:`dgn.metrics.realism.realism_from_features`.
     """

@@ -20,7 +20,7 @@ import torch
 from dgn.errors import DGNError
 
 REPORT_KEYS = ("n", "fd", "precision", "recall", "floor_fd", "floor_precision", "floor_recall")
-RECOMMENDED_N = 200  # DESIGN.md: realism on ≥ 200 generated images, floor beside it
+RECOMMENDED_N = 200  # headline realism: ≥ 200 generated images, the floor beside it (docs/metrics.md)
 
 
 def _as2d(x, what: str) -> np.ndarray:

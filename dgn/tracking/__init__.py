@@ -1,4 +1,4 @@
-"""The one place that talks to MLflow (DESIGN.md): only drivers import it.
+"""The one place that talks to MLflow (README "Results in MLflow"): only drivers import it.
 
 ``core`` opens (or continues) runs, resolves the tracking URI and scrubs
 secrets; the other modules here log what their stage produces.

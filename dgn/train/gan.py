@@ -5,7 +5,8 @@ unchanged inside a Ray Train worker (wrap G and D in DDP there).
 
 Losses (weights in :class:`GANConfig`):
 
-1. image loss ‖G(y) − x‖² (``image_loss="pixel"``, the only one);
+1. image loss ‖G(y) − x‖² (``image_loss="pixel"``, the reference's), or the squared error of the two images'
+   colour-free contrast maps (``"contrast"``, :func:`contrast_map`);
 2. feature loss ‖C(G(y)) − C(x)‖², C = E up to ``feature_layer`` (the comparator);
 3. adversarial loss: D (which also sees y) must call G(y) real (softmax cross-entropy over
    D's two logits, Caffe's ``SoftmaxWithLoss``).
@@ -50,7 +51,7 @@ from dgn.nets.generator import Generator, GeneratorConfig, generator_config
 from dgn.train.checkpoint import load_checkpoint, load_state
 from dgn.train.classifier import autocast
 
-IMAGE_LOSSES = ("pixel",)
+IMAGE_LOSSES = ("pixel", "contrast")
 REDUCTIONS = ("mean", "caffe")
 SCALES = ("unit", "caffe")
 PAUSES = ("none", "update", "adversarial")
@@ -70,7 +71,7 @@ class GANConfig:
     generator: str = "small"  # generator preset (small | paper)
     generator_overrides: dict | None = field(default_factory=_product_g)  # GeneratorConfig fields to change
     discriminator: str = "dgn"  # D's layout: dgn | paper (the reference's image branch, MSRA init)
-    image_loss: str = "pixel"
+    image_loss: str = "pixel"  # "pixel": the reference's MSE | "contrast": MSE of colour-free contrast maps
     reduction: str = "mean"  # "mean" over elements | "caffe": EuclideanLoss ½·Σ/N, D's objective w_adv·(L_r + L_f)
     scale: str = "unit"  # "unit": RGB [0, 1] | "caffe": image term and D on BGR 0–255 minus the mean
     w_image: float = 1.0
@@ -158,8 +159,22 @@ def euclidean(a: torch.Tensor, b: torch.Tensor, reduction: str) -> torch.Tensor:
     return d.pow(2).mean()
 
 
+def contrast_map(x: torch.Tensor, eps: float = 0.02) -> torch.Tensor:
+    """Where an image differs from its own mean colour, and how much, relative to the image's overall contrast:
+    ‖x(p) − mean colour‖ per pixel p, divided by its root mean square over the image (+ ``eps``). (B, H, W).
+
+    The same for a shape in any colour, lighter or darker than its background, at any contrast: what an E
+    whose code keeps no colour (a dataset whose colours are random) still lets G recover."""
+    d = x - x.mean((2, 3), keepdim=True)
+    m = d.pow(2).sum(1).add(1e-8).sqrt()
+    return m / (m.pow(2).mean((1, 2), keepdim=True).sqrt() + eps)
+
+
 def image_loss(fake: torch.Tensor, real: torch.Tensor, cfg: GANConfig) -> torch.Tensor:
-    """‖G(y) − x‖² of RGB [0, 1] images, on Caffe's BGR 0–255 mean-subtracted scale if ``cfg.scale == "caffe"``."""
+    """``pixel``: ‖G(y) − x‖² of RGB [0, 1] images, on Caffe's BGR 0–255 mean-subtracted scale if
+    ``cfg.scale == "caffe"``; ``contrast``: the squared error of the two images' :func:`contrast_map`."""
+    if cfg.image_loss == "contrast":
+        return euclidean(contrast_map(fake), contrast_map(real), cfg.reduction)
     if cfg.scale == "caffe":
         fake, real = rgb_to_caffe(fake), rgb_to_caffe(real)
     return euclidean(fake, real, cfg.reduction)
@@ -269,8 +284,9 @@ class GANTrainer:
         conv = input_convention(self.encoder)
         img = "Caffe's BGR 0–255 minus the mean" if cfg.scale == "caffe" else "RGB [0, 1]"
         red = "½·Σ/N (Caffe's EuclideanLoss)" if cfg.reduction == "caffe" else "mean over elements"
+        on = "the images' contrast maps (colour-free)" if cfg.image_loss == "contrast" else img
         lines = [self.generator.describe(), self.discriminator.describe(),
-                 f"image loss: {red} on {img}, weight {cfg.w_image:g}.",
+                 f"image loss: {red} on {on}, weight {cfg.w_image:g}.",
                  f"feature loss: {red} of E's {cfg.feature_layer} blob, weight {cfg.w_feature:g}; E takes {conv} "
                  f"input" + ("." if conv == "caffe" or cfg.scale != "caffe" else
                              " (not Caffe's: the blob is on E's own activation scale, not BVLC CaffeNet's, for "
