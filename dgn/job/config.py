@@ -57,6 +57,10 @@ class PipelineConfig:
     seed: int = 0
     judge_seed: int = 1234
     device: str = "cpu"  # cpu | cuda (--gpu: CUDA, bf16 autocast, Ray GPU workers)
+    # the training stages stream their input from Parquet, a window at a time (dgn.data.streaming), when the
+    # decoded train split (N × 3 × S² bytes) is above this many MB; else each worker holds its shard decoded in
+    # memory (faster on small data). 0: always stream. The job's log says which (a stage's "input:" line).
+    stream_above_mb: float = 2048
     workers: int = 2  # Ray Train workers; the global batch_size is split between them (bench/ray_overhead.py)
     encoder_weights: str = ""  # E (and C) from a file: torchvision AlexNet state dict or a dgn classifier checkpoint
     run_name: str = ""  # MLflow run name and Ray Train run name; default: the storage folder's name
@@ -101,6 +105,8 @@ class PipelineConfig:
         if self.batch_size % self.workers:
             raise DGNError(f"batch-size {self.batch_size} must be a multiple of workers {self.workers}: the global "
                            "batch is split evenly between workers")
+        if self.stream_above_mb < 0:
+            raise DGNError(f"stream-above-mb must be ≥ 0 (0: always stream the training input); got {self.stream_above_mb}")
         if self.max_failures < 0 or self.num_cpus < 0:
             raise DGNError(f"max-failures and num-cpus must be ≥ 0; got {self.max_failures} and {self.num_cpus}")
         if self.device not in ("cpu", "cuda"):

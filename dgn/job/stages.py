@@ -43,7 +43,8 @@ def stage_configs(cfg: PipelineConfig, data: str, meta: DatasetMeta,
                   stages: tuple[str, ...] = ("classifier", "judge", "generator")) -> list[tuple[str, dict]]:
     """(stage, loop config) for each of ``stages`` (the classifier only when E is trained here)."""
     common = dict(data=data, storage=cfg.storage, image_size=cfg.image_size, n_train=meta.counts["train"],
-                  batch_size=cfg.batch_size, num_classes=meta.num_classes, class_names=meta.class_names)
+                  batch_size=cfg.batch_size, num_classes=meta.num_classes, class_names=meta.class_names,
+                  stream_above_mb=cfg.stream_above_mb)
     out = []
     if "classifier" in stages and not cfg.encoder_weights:
         out.append(("classifier", dict(common, kind="classifier", arch=cfg.classifier, steps=cfg.classifier_steps,

@@ -4,7 +4,10 @@ Each loop runs unchanged on every Ray Train worker (dgn.train.ray_fit) and in th
 (:func:`fit_local`: the sweep's base, benches, tests); only the :class:`~dgn.train.worker.Worker` differs.
 A worker reads only its shard of the Parquet training set (``shard=(rank, world)``), takes
 ``batch_size // world`` rows per step, and DDP averages the gradients, so the *global* batch (and the
-number of steps) stays the same as ``--workers`` changes.
+number of steps) stays the same as ``--workers`` changes. The shard is held decoded in memory
+(:class:`MemorySource`) or, for a split above ``stream_above_mb`` decoded, streamed from Parquet a window at a
+time (:class:`~dgn.data.ParquetStream`); both give batches as a function of the step (``batches(start, stop)``),
+and each stage's first event says which (``"input: ..."``).
 
 **Budgets are steps, not epochs.** A stage trains ``steps`` optimisation steps, whatever the dataset's size,
 and writes ``checkpoints`` evenly spaced checkpoints (``<stage>/epoch=000k.pt`` is the k-th, the atlas's
@@ -34,7 +37,8 @@ from collections.abc import Callable, Iterator
 import torch
 import torchvision
 
-from dgn.data import iter_batches
+from dgn.data import ParquetStream, choose_input, iter_batches
+from dgn.data.streaming import WINDOW
 from dgn.errors import DGNError
 from dgn.metrics.reconstruction import reconstruct
 from dgn.storage import RunLayout
@@ -110,6 +114,52 @@ def stream(x: torch.Tensor, y: torch.Tensor | None, *, local: int, start: int, s
             step += 1
 
 
+class MemorySource:
+    """An in-memory shard behind the contract of :class:`~dgn.data.ParquetStream`: ``batches(start, stop, device)``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None, *, local: int, seed: int, rank: int):
+        self.x, self.y, self.local, self.seed, self.rank = x, y, local, seed, rank
+        self.per_pass = len(x) // local
+
+    def batches(self, start: int, stop: int, device="cpu") -> Iterator:
+        return stream(self.x, self.y, local=self.local, start=start, stop=stop, seed=self.seed, rank=self.rank,
+                      device=device)
+
+
+STATS_ROWS = 8192  # streamed input: G's code statistics come from (up to) this many training rows per worker
+
+
+def train_source(cfg: dict, w: Worker, local: int, *, labels: bool = True):
+    """(source of training batches, the log line saying which): the split in memory, or streamed from Parquet
+    when its decoded size is above ``cfg["stream_above_mb"]`` (dgn.data.choose_input)."""
+    streaming, note = choose_input(cfg["n_train"], cfg["image_size"], cfg.get("stream_above_mb"))
+    if not streaming:
+        x, y = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
+        return MemorySource(x, y if labels else None, local=local, seed=cfg["seed"], rank=w.rank), note
+    decode = cfg.get("stream_decode") or _spare_cpu_decode(w)
+    src = ParquetStream(cfg["data"], "train", image_size=cfg["image_size"], local=local, shard=(w.rank, w.world),
+                        seed=cfg["seed"], window=cfg.get("stream_window") or WINDOW,
+                        threads=max(2, int(cfg.get("threads") or 0)), labels=labels, decode=decode)
+    return src, f"{note}; {src.describe()}"
+
+
+def _spare_cpu_decode(w: Worker) -> str:
+    """Decode on Ray Data tasks when the cluster has CPUs the training workers do not hold (a GPU cluster's CPU
+    nodes, spare cores); else in the worker (tasks that wait for a CPU the workers hold would never run)."""
+    if w.context != "ray":
+        return "threads"
+    import ray
+
+    return "ray" if ray.available_resources().get("CPU", 0) >= 1 else "threads"
+
+
+def stats_batches(src, device) -> Iterator:
+    """Training images for G's code statistics: the whole shard in memory, else the first STATS_ROWS streamed."""
+    if isinstance(src, MemorySource):
+        return (xv for xv, _ in val_batches(src.x, torch.zeros(len(src.x), dtype=torch.long), device))
+    return src.batches(0, min(src.per_pass, max(1, STATS_ROWS // src.local)), device)
+
+
 def val_batches(xv: torch.Tensor, yv: torch.Tensor, device, batch_size: int = 256) -> Iterator:
     for i in range(0, len(xv), batch_size):
         yield xv[i:i + batch_size].to(device).float().div_(255), yv[i:i + batch_size].to(device)
@@ -171,7 +221,7 @@ def classifier_loop(cfg: dict) -> bool:
     error, ck = None, None
     try:  # everything a user's input can break, before the first collective
         local = local_batch(cfg["batch_size"], w.world, cfg["n_train"], stage)
-        x, y = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
+        src, input_note = train_source(cfg, w, local)
         xv, yv = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(w.rank, w.world))
         torch.manual_seed(cfg["seed"])
         model = build_classifier(stage, num_classes=cfg["num_classes"], image_size=cfg["image_size"],
@@ -187,6 +237,7 @@ def classifier_loop(cfg: dict) -> bool:
         error = e
     if not w.agree(stage, error):
         return False
+    w.put({"stage": stage, "note": input_note})
     if start:
         w.put({"stage": stage, "note": f"resuming at checkpoint {start + 1} from {layout.checkpoint(stage, start)}"})
     model = w.wrap(model, sync_bn=True)
@@ -197,8 +248,7 @@ def classifier_loop(cfg: dict) -> bool:
     m: dict = {}
     for k in range(start + 1, len(ends) + 1):
         t, lo, hi = time.time(), ends[k - 2] if k > 1 else 0, ends[k - 1]
-        tr = train_epoch(model, opt, stream(x, y, local=local, start=lo, stop=hi, seed=cfg["seed"], rank=w.rank,
-                                            device=w.device),
+        tr = train_epoch(model, opt, src.batches(lo, hi, w.device),
                          device=w.device, sched=sched, worker=w, first_steps=first_steps if k == 1 else 0,
                          on_step=lambda i: i == (hi - lo) // 2 and _die_if_asked(cfg, stage, k, w.rank))
         if tr is None:
@@ -298,7 +348,7 @@ def generator_loop(cfg: dict) -> bool:
     error, fixed, ck = None, None, None
     try:  # everything a user's input can break, before the first collective
         local = local_batch(cfg["batch_size"], w.world, cfg["n_train"], stage)
-        x, _ = load_shard(cfg["data"], "train", image_size=cfg["image_size"], shard=(w.rank, w.world))
+        src, input_note = train_source(cfg, w, local, labels=False)
         if w.rank == 0:
             fixed = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(0, 1), limit=8)[0]
             fixed = fixed.to(w.device).float().div_(255)  # (8, 3, H, W): the reconstruction grid's images
@@ -308,11 +358,11 @@ def generator_loop(cfg: dict) -> bool:
         error = e
     if not w.agree(stage, error):
         return False
+    w.put({"stage": stage, "note": input_note})
     if ck is not None:
         stats = ck["code_stats"]
     else:
-        stats = combine_stats(w, code_stats(encoder, gan.layer, (xv for xv, _ in val_batches(
-            x, torch.zeros(len(x), dtype=torch.long), w.device))))
+        stats = combine_stats(w, code_stats(encoder, gan.layer, stats_batches(src, w.device)))
     trainer = GANTrainer(encoder, gan, code_stats=stats, device=w.device, seed=cfg["seed"])
     if ck is not None:
         trainer.load(ck, where=layout.checkpoint(stage_dir, start))
@@ -325,8 +375,7 @@ def generator_loop(cfg: dict) -> bool:
 
     for k in range(start + 1, len(ends) + 1):
         t, lo, hi = time.time(), ends[k - 2] if k > 1 else 0, ends[k - 1]
-        m, bad = generator_round(trainer, stream(x, None, local=local, start=lo, stop=hi, seed=cfg["seed"],
-                                                 rank=w.rank, device=w.device), w,
+        m, bad = generator_round(trainer, src.batches(lo, hi, w.device), w,
                                  on_step=lambda i: i == (hi - lo) // 2 and _die_if_asked(cfg, stage, k, w.rank))
         if bad:
             w.put({"stage": stage, "diverged": f"generator training diverged before step {hi}: {bad}; "

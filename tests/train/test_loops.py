@@ -53,3 +53,49 @@ def test_fit_local_trains_the_job_stages_in_this_process(tmp_path):
     again = []
     fit_local([("judge", cfg)], on_event=again.append, threads=1)  # all checkpoints there: nothing to do
     assert again == []
+
+
+def test_a_streamed_stage_resumed_from_a_checkpoint_ends_as_an_unbroken_one(tmp_path):
+    # the streamed input (dgn.data.streaming) gives step s the same batch after a resume, so with dropout off the
+    # resumed stage's last weights are the uninterrupted stage's
+    import shutil
+
+    data = str(tmp_path / "data")
+    write_synthetic(data, n_train=48, n_val=16, seed=0, image_size=32)
+    meta = read_meta(data)
+    cfg = dict(kind="classifier", data=data, image_size=32, arch="small", num_classes=meta.num_classes,
+               class_names=meta.class_names, n_train=48, steps=9, checkpoints=3, lr=3e-3, batch_size=16, seed=0,
+               stream_above_mb=0, stream_window=20, arch_overrides={"dropout": 0.0})
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    events = []
+    fit_local([("classifier", {**cfg, "storage": str(whole)})], on_event=events.append, threads=1)
+    assert any(e.get("note", "").startswith("input: streaming") for e in events)
+    (resumed / "classifier").mkdir(parents=True)
+    shutil.copy(whole / "classifier" / "epoch=0001.pt", resumed / "classifier")  # as if it died after checkpoint 1
+    notes = []
+    fit_local([("classifier", {**cfg, "storage": str(resumed)})], on_event=notes.append, threads=1)
+    assert any("resuming at checkpoint 2" in e.get("note", "") for e in notes)
+    a = load_checkpoint(str(whole / "classifier" / "epoch=0003.pt"))["model"]
+    b = load_checkpoint(str(resumed / "classifier" / "epoch=0003.pt"))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_generator_stage_trains_on_the_streamed_input(tmp_path):
+    from dgn.train.gan import GANConfig
+
+    data = str(tmp_path / "data")
+    write_synthetic(data, n_train=48, n_val=16, seed=0, image_size=32)
+    meta = read_meta(data)
+    common = dict(data=data, storage=str(tmp_path / "run"), image_size=32, num_classes=meta.num_classes,
+                  class_names=meta.class_names, n_train=48, batch_size=16, seed=0, stream_above_mb=0,
+                  stream_window=20)
+    layout = RunLayout(common["storage"])
+    stages = [("classifier", dict(common, kind="classifier", arch="small", steps=2, checkpoints=1, lr=3e-3)),
+              ("generator", dict(common, encoder=layout.checkpoint("classifier", 1), gan=GANConfig().to_dict(),
+                                 steps=4, checkpoints=2))]
+    events = []
+    fit_local(stages, on_event=events.append, threads=1)
+    inputs = [e["stage"] for e in events if e.get("note", "").startswith("input: streaming from Parquet")]
+    assert inputs == ["classifier", "generator"]
+    gen = [(e["epoch"], e["step"]) for e in events if e["stage"] == "generator" and "epoch" in e]
+    assert gen == [(1, 2), (2, 4)] and not [e for e in events if "diverged" in e]

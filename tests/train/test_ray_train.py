@@ -43,15 +43,18 @@ def _fit(cfg, workers, tmp_path, **scaling):
     return events
 
 
-def test_one_and_two_workers_train_alike(ray_cluster, data, tmp_path):
+@pytest.mark.parametrize("stream_above_mb", [None, 0], ids=["in-memory", "streamed"])
+def test_one_and_two_workers_train_alike(ray_cluster, data, tmp_path, stream_above_mb):
     # The global batch (64) is the whole training set, so 1 worker × 64 rows and 2 workers × 32 rows see
     # the same rows each step, and DDP's mean of the two half-batch gradients is the full-batch gradient.
     # Dropout and BatchNorm are off (masks and batch statistics are per worker), so what remains is
-    # float summation order: parameters agree to 1e-4 after 3 Adam steps that move them by ~1e-2.
+    # float summation order: parameters agree to 1e-4 after 3 Adam steps that move them by ~1e-2. The same holds
+    # streamed from Parquet (dgn.data.streaming): each worker reads its half of the pass, the global batch is fixed.
     runs = {}
     for w in (1, 2):
-        cfg = _classifier(data, tmp_path / f"w{w}", arch_overrides={"dropout": 0.0, "batchnorm": False})
-        events = _fit(cfg, w, tmp_path)
+        cfg = _classifier(data, tmp_path / f"w{w}", arch_overrides={"dropout": 0.0, "batchnorm": False},
+                          stream_above_mb=stream_above_mb)
+        events = [e for e in _fit(cfg, w, tmp_path) if "epoch" in e]
         assert [e["epoch"] for e in events] == [1, 2, 3]
         runs[w] = (events, load_checkpoint(str(tmp_path / f"w{w}" / "classifier" / "epoch=0003.pt"))["model"])
     first = load_checkpoint(str(tmp_path / "w1" / "classifier" / "epoch=0001.pt"))["model"]
@@ -64,11 +67,16 @@ def test_one_and_two_workers_train_alike(ray_cluster, data, tmp_path):
 
 
 def test_dead_worker_restarts_from_last_checkpoint(ray_cluster, data, tmp_path, monkeypatch):
+    # on the streamed input: the restarted group starts at step 2's window (tests/data/test_streaming.py checks
+    # the batches; tests/train/test_loops.py that a resumed stage ends with an uninterrupted one's weights)
     marker = tmp_path / "died"
     monkeypatch.setenv("DGN_TEST_WORKER_EXIT", f"classifier:2:1:{marker}")  # rank 1 exits mid-epoch 2, once
-    events = _fit(_classifier(data, tmp_path / "st", batch_size=32, steps=6), 2, tmp_path, max_failures=1)
+    events = _fit(_classifier(data, tmp_path / "st", batch_size=32, steps=6, stream_above_mb=0), 2, tmp_path,
+                  max_failures=1)
     assert marker.exists()
-    notes = [e["note"] for e in events if "note" in e]
+    inputs = {e["note"] for e in events if e.get("note", "").startswith("input:")}
+    assert len(inputs) == 1 and inputs.pop().startswith("input: streaming from Parquet")
+    notes = [e["note"] for e in events if "note" in e and not e["note"].startswith("input:")]
     assert len(notes) == 1 and "resuming at checkpoint 2" in notes[0]
     assert [e["epoch"] for e in events if "epoch" in e] == [1, 2, 3]  # checkpoint 2 reported once, after the restart
     assert RunLayout(str(tmp_path / "st")).epochs("classifier") == [1, 2, 3]
