@@ -39,10 +39,12 @@ def dead_tile(size: int = TILE) -> Image.Image:
 
 
 def tile(image: np.ndarray, *, dead: bool = False, size: int = TILE) -> Image.Image:
-    """``image``: (H, W, 3) uint8 → a square tile (nearest-neighbour upscaling keeps small images crisp)."""
+    """``image``: (H, W, 3) uint8 → a square tile: nearest-neighbour upscaling keeps small images crisp; a larger
+    image (227 px) is shrunk with an antialiasing filter (nearest-neighbour decimation would alias its detail)."""
     if dead:
         return dead_tile(size)
-    return Image.fromarray(image).resize((size, size), Image.NEAREST)
+    img = Image.fromarray(image)
+    return img.resize((size, size), Image.NEAREST if max(img.size) <= size else Image.LANCZOS)
 
 
 def fmt(x: float, spec: str = ".2f") -> str:

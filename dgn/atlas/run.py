@@ -23,7 +23,7 @@ from dgn.cluster import init_ray
 from dgn.data import read_meta
 from dgn.data.uri import is_s3, join, resolve
 from dgn.errors import DGNError
-from dgn.nets.adapters import layer_names
+from dgn.nets.adapters import TargetNet, layer_names
 from dgn.nets.conventions import crop_size, imagenet_class_names
 from dgn.nets.deepsim import (
     CODE_SHAPES,
@@ -37,7 +37,7 @@ from dgn.nets.deepsim import parse_spec as parse_generator_spec
 from dgn.nets.objectives import Objective, check_objectives
 from dgn.storage import exists
 from dgn.tracking.atlas import log_group, log_site, log_summary
-from dgn.train import load_checkpoint, load_generator
+from dgn.train import load_classifier, load_generator
 
 # a published prior gets the reference's settings (act_max.py: 200 steps, lr 8 → 1e-10, clip to [0, bound] then
 # code × 0.99, the last iterate) from the reference's start, N(0, 1) noise (dgn.nets.deepsim.reference_stats)
@@ -103,13 +103,16 @@ def _context(cfg: AtlasConfig, first: Source) -> dict:
         return _published_context(cfg, first)
     g, _ = load_generator(first.generator)
     data = cfg.data
-    if first.run_target and not data:
-        data = load_checkpoint(first.target, "classifier").get("data", "")
+    if first.run_target:  # the run's classifier checkpoint, read once (0.7 GB for the 227-px caffenet)
+        net, ck = load_classifier(first.target)
+        target = TargetNet.caffenet(net, name=f"classifier {first.key}")
+        data = data or ck.get("data", "")
+    else:
+        target = open_target(first, cfg.target_weights)
     if not data or not exists(join(data, "val"), folder=True):
         data = join(cfg.storage, "data")
     meta = read_meta(data)
     judge = join(cfg.storage, "judge", "judge.pt")
-    target = open_target(first, cfg.target_weights)
     return _wanted(cfg, first, target, g.config.image_size, {
         "data": data, "judge": judge if exists(judge) else "", "class_names": meta.class_names,
         "class_layer": "fc8" if first.run_target else None, "unit_names": {}})

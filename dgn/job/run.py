@@ -19,6 +19,7 @@ from dgn.data.uri import write_bytes
 from dgn.errors import DGNError
 from dgn.job.config import PipelineConfig
 from dgn.job.stages import encoder_ref, finished, prepare_data, stage_configs, stage_dir
+from dgn.nets.caffenet import caffenet_config
 from dgn.quality import ClassUnitEval, write_montages
 from dgn.storage import RunLayout, exists, read_text
 from dgn.timing import StageClock
@@ -46,7 +47,12 @@ def check(cfg: PipelineConfig, log: Log) -> None:
                        f"{cfg.judge_steps}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise DGNError("--gpu was given but no CUDA device is available here")
-    if cfg.encoder_weights:
+    if not cfg.encoder_weights:
+        native = caffenet_config(cfg.classifier).image_size  # an unknown preset: one line, before any work
+        if native == 227 and cfg.image_size != native:  # fc6 of caffenet/alexnet is sized for 227-px input
+            raise DGNError(f"classifier {cfg.classifier!r} is a 227-px network (its fc6 takes a 6×6 pool5) but "
+                           f"image_size is {cfg.image_size}: set image_size: 227 in the config")
+    else:
         size = load_encoder(cfg.encoder_weights).config.image_size
         if size != cfg.image_size:
             log(f"encoder: {cfg.encoder_weights} takes {size}-px images; training at {size} px")

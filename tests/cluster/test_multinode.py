@@ -1,5 +1,8 @@
 """Multi-node on one machine: a ``ray.cluster_utils.Cluster`` with a CPU-less head and two 1-CPU worker nodes, the
-flows joining it through RAY_ADDRESS, storage shared by all nodes (one local folder: the same disk on one machine).
+flows joining it through RAY_ADDRESS. As on a real cluster, where nodes share no disk, everything the nodes share is
+on S3 (a moto server on 127.0.0.1, ``s3_bucket`` in tests/conftest.py, whose AWS_* settings every node inherits):
+the dataset, the checkpoints, Ray Train's run state, the atlas's run, its items and manifest. Only the driver's
+MLflow store (under the test's DGN_HOME) and the flows' logs are local.
 
 Each run loses a worker node mid-run (``remove_node``, not graceful: a crash or a reclaimed spot node) and gains a
 fresh one, as an autoscaler would; the run must finish from its last checkpoint (training) or manifest (atlas)
@@ -19,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from dgn.atlas.demo import write_tiny_run
+from dgn.atlas.manifest import read_bytes
+from dgn.data import read_meta
+from dgn.storage import RunLayout, exists, join
 from tests.support.servers import free_port
 from tests.train.ray_head import RAY_ENV
 
@@ -27,7 +34,28 @@ MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def multipart_as_on_aws():
+    """moto 5.2.1 answers CompleteMultipartUpload with a ``<CompleteMultipartUploadResponse>`` root where S3 sends
+    ``<CompleteMultipartUploadResult>``; pyarrow then reports INTERNAL_FAILURE for an upload that did complete, so
+    every object over pyarrow's 10 MB part size (the dry run's E checkpoint: 12 MB) made its writer fail and Ray Train
+    restart it. The server runs in this process: its answer is given S3's root name, nothing else changes."""
+    from moto.core.serialize import S3Serializer
+
+    plain = S3Serializer._serialized_result_to_response
+
+    def as_on_aws(self, resp, *args, **kwargs):
+        resp = plain(self, resp, *args, **kwargs)
+        if self.operation_model.name == "CompleteMultipartUpload":
+            resp["body"] = resp["body"].replace("CompleteMultipartUploadResponse", "CompleteMultipartUploadResult")
+        return resp
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(S3Serializer, "_serialized_result_to_response", as_on_aws)
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_bucket, multipart_as_on_aws):  # the S3 settings first: the nodes' processes inherit them
     from ray.cluster_utils import Cluster
 
     with pytest.MonkeyPatch.context() as mp:
@@ -68,26 +96,33 @@ def _replace_a_worker_node(c) -> None:
     c.add_node(num_cpus=1, object_store_memory=100 * MB)
 
 
-def _epochs(folder: Path) -> list[int]:
-    return sorted(int(p.stem.split("=")[1]) for p in folder.glob("epoch=*.pt")) if folder.exists() else []
+def _nothing_local(tmp_path: Path, *expected: str) -> None:
+    """Only the logs and the config are on local disk (the driver's MLflow store is under DGN_HOME)."""
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "dgn-home") == sorted(expected)
 
 
-def test_training_loses_a_node_and_finishes_from_its_last_checkpoint(cluster, tmp_path):
-    storage, log = tmp_path / "run", tmp_path / "train.log"
+def test_training_loses_a_node_and_finishes_from_its_last_checkpoint(cluster, s3_bucket, tmp_path):
+    storage, log = f"s3://{s3_bucket}/multinode/run", tmp_path / "train.log"
+    layout = RunLayout(storage)
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("n_train: 1200\nclassifier_steps: 148\nclassifier_checkpoints: 4\n")
-    proc = _start("train", "--dry-run", "--config", str(cfg), "--storage", str(storage), "--workers", "2",
+    # no --data: the driver writes the embedded dataset to <storage>/data on S3, where the workers read it
+    proc = _start("train", "--dry-run", "--config", str(cfg), "--storage", storage, "--workers", "2",
                   address=cluster.address, log=log)
     try:
-        _wait_for(lambda: len(_epochs(storage / "classifier")) >= 1, proc, log)
-        saved_at_loss = _epochs(storage / "classifier")
+        _wait_for(lambda: len(layout.epochs("classifier")) >= 1, proc, log)
+        saved_at_loss = layout.epochs("classifier")
         _replace_a_worker_node(cluster)
         assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
     finally:
         proc.kill()
     out = log.read_text()
-    assert _epochs(storage / "classifier") == [1, 2, 3, 4]
-    assert _epochs(storage / "generator" / "fc6") == [1] and (storage / "quality.json").is_file()
+    assert f"data: wrote the embedded dataset to {storage}/data" in out
+    assert read_meta(layout.data).counts["train"] == 1200
+    assert layout.epochs("classifier") == [1, 2, 3, 4]
+    assert layout.epochs(layout.generator_dir("fc6")) == [1] and exists(layout.quality)
+    assert exists(layout.ray, folder=True)  # Ray Train's run state, on S3 too
+    _nothing_local(tmp_path, "cfg.yaml", "train.log")
     resumed = [int(m) for m in re.findall(r"resuming at checkpoint (\d+)", out)]
     assert resumed and resumed[0] in (saved_at_loss[-1] + 1, saved_at_loss[-1] + 2), out[-3000:]
     # nothing lost, nothing twice: one MLflow value per classifier epoch, in one run
@@ -105,20 +140,19 @@ def test_training_loses_a_node_and_finishes_from_its_last_checkpoint(cluster, tm
           f"0 checkpointed epochs lost")
 
 
-def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, tmp_path):
-    from dgn.atlas.demo import write_tiny_run
-
-    storage = write_tiny_run(str(tmp_path / "tiny"))
-    out, log = tmp_path / "atlas", tmp_path / "atlas.log"
-    proc = _start("atlas", "--storage", storage, "--out", str(out), "--layers", "fc8,fc7", "--units",
+def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, s3_bucket, tmp_path):
+    storage = write_tiny_run(f"s3://{s3_bucket}/multinode/tiny")  # its data, checkpoints and judge, on S3
+    out, log = f"s3://{s3_bucket}/multinode/atlas", tmp_path / "atlas.log"
+    proc = _start("atlas", "--storage", storage, "--out", out, "--layers", "fc8,fc7", "--units",
                   "fc8=all;fc7=0-47", "--chunk", "4", "--steps", "40", "--actors", "2", "--no-tracking",
                   address=cluster.address, log=log)
-    manifest = out / "manifest.json"
+    manifest = join(out, "manifest.json")
 
     def items_done() -> int:
+        raw = read_bytes(manifest)  # None until the driver's first PUT
         try:
-            return len(json.loads(manifest.read_text())["items"])
-        except (OSError, ValueError, KeyError):
+            return len(json.loads(raw)["items"]) if raw else 0
+        except (ValueError, KeyError):
             return 0
 
     try:
@@ -130,12 +164,16 @@ def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, tmp_pat
         proc.kill()
     text = log.read_text()
     summary = json.loads(text[text.rindex("{"):text.rindex("}") + 1])
-    items = json.loads(manifest.read_text())["items"]
+    items = json.loads(read_bytes(manifest))["items"]
     # 2 classifier checkpoints × (fc8: 10 units in 3 items of ≤ 4, fc7: 48 units in 12 items)
     assert summary["items_skipped"] == 0 and len(items) == summary["items_done"] == 2 * (3 + 12)
     assert summary["units_rendered"] == 2 * (10 + 48)  # every unit exactly once: none lost, none counted twice
     assert {int(s) for s in re.findall(r"on actor (\d+) in", text)} == {0, 1}, "both worker nodes rendered"
     redone = re.findall(r"actor (\d+) died during (\S+) .*redoing the item", text)
     assert redone, "the node's actor was lost mid-item and its item redone"
+    for key in items:  # each item's result beside the manifest, and the static atlas uploaded
+        assert exists(join(out, "items", f"{key}.npz")), key
+    assert exists(join(out, "html", "index.html")) and exists(join(out, "html", "fc7", "epoch=0002", "grid.png"))
+    _nothing_local(tmp_path, "atlas.log")
     print(f"\natlas: node lost after {done_at_loss} of {len(items)} items were in the manifest; items redone: "
           f"{len(redone)} ({', '.join(i for _, i in redone)}), items lost: 0")
