@@ -64,20 +64,23 @@ def _product_g() -> dict:
 
 @dataclass
 class GANConfig:
-    """Defaults: the product's embedded 64-px recipe (what bench/quality_study.py found best on a CPU budget:
-    pixel loss, a conv3 comparator, no D). :data:`PAPER` holds the reference's settings as overrides."""
+    """Defaults: the product's 64-px recipe, tuned on the development set only (``shapes``, seed 0;
+    ``bench/quality_study.py``): the colour-free contrast image loss at weight 0.1 under a pool5 comparator at
+    weight 1 (the feature term leads), no D. On data whose colours are random E's code keeps no colour, so a
+    pixel loss can only pull G toward grey; the contrast map asks for the shape's outline whatever its colour.
+    :data:`PAPER` holds the reference's settings (pixel loss, pool5, D) as overrides."""
 
     layer: str = "fc6"  # E's code layer that G inverts
     generator: str = "small"  # generator preset (small | paper)
     generator_overrides: dict | None = field(default_factory=_product_g)  # GeneratorConfig fields to change
     discriminator: str = "dgn"  # D's layout: dgn | paper (the reference's image branch, MSRA init)
-    image_loss: str = "pixel"  # "pixel": the reference's MSE | "contrast": MSE of colour-free contrast maps
+    image_loss: str = "contrast"  # "contrast": MSE of colour-free contrast maps | "pixel": the reference's MSE
     reduction: str = "mean"  # "mean" over elements | "caffe": EuclideanLoss ½·Σ/N, D's objective w_adv·(L_r + L_f)
     scale: str = "unit"  # "unit": RGB [0, 1] | "caffe": image term and D on BGR 0–255 minus the mean
-    w_image: float = 1.0
-    w_feature: float = 0.1
+    w_image: float = 0.1
+    w_feature: float = 1.0
     w_adv: float = 0.0  # 0: no D at all
-    feature_layer: str = "conv3"  # the comparator's layer
+    feature_layer: str = "pool5"  # the comparator's layer
     warmup_steps: int = 100  # image loss alone for the first steps
     lr: float = 1e-3
     beta1: float = 0.9

@@ -72,7 +72,7 @@ def test_balance_rule_pauses_the_stronger_side(encoder):
 def test_defaults_are_the_product_recipe_and_paper_overrides_them():
     cfg = GANConfig()
     assert (cfg.image_loss, cfg.w_image, cfg.w_feature, cfg.w_adv, cfg.feature_layer, cfg.warmup_steps, cfg.lr,
-            cfg.pause, cfg.generator_overrides) == ("pixel", 1.0, 0.1, 0.0, "conv3", 100, 1e-3, "none",
+            cfg.pause, cfg.generator_overrides) == ("contrast", 0.1, 1.0, 0.0, "pool5", 100, 1e-3, "none",
                                                     {"widths": (128, 64, 32, 16)})
     cfg.validate()
     paper = GANConfig(**PAPER)
@@ -85,9 +85,10 @@ def test_defaults_are_the_product_recipe_and_paper_overrides_them():
 
 def test_caffe_reduction_is_half_sum_and_caffe_scale_is_255():
     a, b = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 1 / 255)
-    assert image_loss(a, b, GANConfig(reduction="caffe", scale="caffe")).item() == pytest.approx(0.5 * 48)
-    assert image_loss(a, b, GANConfig(reduction="caffe")).item() == pytest.approx(0.5 * 48 / 255**2)
-    assert image_loss(a, b, GANConfig(scale="caffe")).item() == pytest.approx(1.0)
+    px = {"image_loss": "pixel"}
+    assert image_loss(a, b, GANConfig(reduction="caffe", scale="caffe", **px)).item() == pytest.approx(0.5 * 48)
+    assert image_loss(a, b, GANConfig(reduction="caffe", **px)).item() == pytest.approx(0.5 * 48 / 255**2)
+    assert image_loss(a, b, GANConfig(scale="caffe", **px)).item() == pytest.approx(1.0)
 
 
 def test_gan_checkpoint_round_trip_and_errors(encoder, tmp_path):
@@ -130,8 +131,8 @@ def test_bad_gan_config_is_a_clear_error(encoder):
         GANTrainer(encoder, GANConfig(image_loss="l1"))
     with pytest.raises(DGNError, match="w_adv must be ≥ 0"):
         GANTrainer(encoder, GANConfig(w_adv=-1))
-    with pytest.raises(DGNError, match="unknown image_loss 'contrast'; valid: pixel"):
-        GANConfig(image_loss="contrast").validate()
+    with pytest.raises(DGNError, match="unknown image_loss 'perceptual'; valid: pixel, contrast"):
+        GANConfig(image_loss="perceptual").validate()
     with pytest.raises(DGNError, match="pause='adversarial' stops G against D, but w_adv is 0"):
         GANConfig(pause="adversarial").validate()
     with pytest.raises(DGNError, match="d_resume must lie between"):
