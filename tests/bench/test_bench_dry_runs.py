@@ -33,6 +33,7 @@ HEADERS = {
     "held_out.py": "| dataset | N seeds |",
     "quality.py": "| am_recognisability |",
     "quality_study.py": "| variant | recon_judge_acc | am_recognisability |",
+    "realism_headline.py": "| dataset | runs | images N | recognisability",
     "ray_overhead.py": "workers  threads/worker  plain s/epoch  ray s/epoch  ray/plain",
     "scaling_model.py": "== check on this CPU",
 }
