@@ -171,8 +171,13 @@ def full_scale(batch: int = 2, atlas_layers: tuple[str, ...] = ATLAS_LAYERS) -> 
     tr2 = GANTrainer(e, GANConfig(**PAPER))
     step = flops(lambda: tr2.step(x)) / b
     out["g_step_gflop_per_image"] = step / 1e9
-    # activations autograd keeps for G's backward (G, C on the fake, D on the fake) and for D's own step
-    g_graph = saved_bytes(lambda: tr2.cfg.w_feature * e.blob(G(y), "pool5").sum() + D(G(y), y).sum(), e, G, D) / b
+    # activations autograd keeps for G's backward (G, C on the fake, D on the fake) and for D's own step; one G
+    # forward feeds C and D, as in GANTrainer.step (G's saved activations counted once)
+    def g_loss():
+        fake = G(y)
+        return tr2.cfg.w_feature * e.blob(fake, "pool5").sum() + D(fake, y).sum()
+
+    g_graph = saved_bytes(g_loss, e, G, D) / b
     d_graph = saved_bytes(lambda: D(torch.cat([fake.detach(), x]), torch.cat([y, y])).sum(), e, G, D) / b
     out["activation_bytes_per_image"] = {"G step": g_graph, "D step": d_graph}
     p_g, p_d, p_e = out["params"]["G"], out["params"]["D"], out["params"]["E"]

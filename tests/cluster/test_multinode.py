@@ -34,28 +34,7 @@ MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def multipart_as_on_aws():
-    """moto 5.2.1 answers CompleteMultipartUpload with a ``<CompleteMultipartUploadResponse>`` root where S3 sends
-    ``<CompleteMultipartUploadResult>``; pyarrow then reports INTERNAL_FAILURE for an upload that did complete, so
-    every object over pyarrow's 10 MB part size (the dry run's E checkpoint: 12 MB) made its writer fail and Ray Train
-    restart it. The server runs in this process: its answer is given S3's root name, nothing else changes."""
-    from moto.core.serialize import S3Serializer
-
-    plain = S3Serializer._serialized_result_to_response
-
-    def as_on_aws(self, resp, *args, **kwargs):
-        resp = plain(self, resp, *args, **kwargs)
-        if self.operation_model.name == "CompleteMultipartUpload":
-            resp["body"] = resp["body"].replace("CompleteMultipartUploadResponse", "CompleteMultipartUploadResult")
-        return resp
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(S3Serializer, "_serialized_result_to_response", as_on_aws)
-        yield
-
-
-@pytest.fixture(scope="module")
-def cluster(s3_bucket, multipart_as_on_aws):  # the S3 settings first: the nodes' processes inherit them
+def cluster(s3_bucket):  # the S3 settings first: the nodes' processes inherit them
     from ray.cluster_utils import Cluster
 
     with pytest.MonkeyPatch.context() as mp:

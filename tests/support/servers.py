@@ -37,12 +37,39 @@ def wait_http(url: str, timeout: float = 180.0) -> None:  # an MLflow server sta
         time.sleep(0.3)
 
 
+def _complete_multipart_as_on_aws() -> None:
+    """moto 5.2.1 answers CompleteMultipartUpload with a ``<CompleteMultipartUploadResponse>`` root where S3 sends
+    ``<CompleteMultipartUploadResult>``; pyarrow then reports INTERNAL_FAILURE for an upload that did complete, so
+    every object over pyarrow's 10 MB part size (e.g. the dry run's E checkpoint: 12 MB) made its writer fail, and Ray
+    Train restart it. The server runs in this process (ThreadedMotoServer), so patching moto's S3 serializer here
+    fixes its replies: the answer is given S3's root name, nothing else changes. Installed once per process and left
+    in place (it only makes moto answer as S3 does), so servers that overlap need no patch/unpatch ordering."""
+    from moto.core.serialize import S3Serializer
+
+    plain = S3Serializer._serialized_result_to_response
+    if getattr(plain, "_dgn_as_on_aws", False):
+        return
+
+    def as_on_aws(self, resp, *args, **kwargs):
+        resp = plain(self, resp, *args, **kwargs)
+        if self.operation_model.name == "CompleteMultipartUpload":
+            resp["body"] = resp["body"].replace("CompleteMultipartUploadResponse", "CompleteMultipartUploadResult")
+        return resp
+
+    as_on_aws._dgn_as_on_aws = True
+    S3Serializer._serialized_result_to_response = as_on_aws
+
+
 @contextmanager
 def moto_server(bucket: str = "dgn-test"):
-    """A moto S3 server on 127.0.0.1 with ``bucket`` created; yields the endpoint URL."""
+    """A moto S3 server on 127.0.0.1 with ``bucket`` created; yields the endpoint URL.
+
+    Its CompleteMultipartUpload replies carry S3's root element (see ``_complete_multipart_as_on_aws``).
+    """
     import boto3
     from moto.server import ThreadedMotoServer
 
+    _complete_multipart_as_on_aws()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
