@@ -13,6 +13,7 @@ from PIL import Image
 from dgn.data import ParquetStream, choose_input, load_split, read_meta, write_split, write_synthetic
 from dgn.errors import DGNError
 from dgn.train.loops import fit_local
+from tests.support.ray_local import local_ray
 
 N = 203  # rows; not a multiple of anything below
 
@@ -116,14 +117,8 @@ def test_streams_from_s3_as_from_disk(s3_bucket, ids):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    import os
-
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 def test_ray_data_tasks_decode_the_same_batches_as_threads(ray_cluster, ids):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -10,16 +9,13 @@ from dgn.data import read_meta, write_synthetic
 from dgn.train.checkpoint import load_checkpoint
 from dgn.train.ray_fit import Scaling, fit_stages
 from dgn.storage import RunLayout
+from tests.support.ray_local import local_ray
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 @pytest.fixture(scope="module")
