@@ -13,6 +13,7 @@ and prints the best layer; logs a parent MLflow run with a child per trial.
     python flows/sweep_layers.py                          # the default grid, runs/sweep (≤ 30 min, 2 cores)
     python flows/sweep_layers.py --dry-run --storage /tmp/s # tiny: for tests and smoke checks
     python flows/sweep_layers.py --run runs/default       # E and judge from a finished train.py run
+    python flows/sweep_layers.py --fair                   # the fair layer verdict: 3 seeds, matched G, 64 px
     python flows/sweep_layers.py --layers fc6,fc7 --samples 4 --trial-epochs 6
     ray job submit --working-dir . -- python flows/sweep_layers.py --storage s3://bucket/sweeps/a --cpus-per-trial 4
 
@@ -28,7 +29,6 @@ import sys
 
 from dgn.cli import add_flags, log, parser, run_flow
 from dgn.sweep.config import sweep_config
-from dgn.sweep.report import verdict_line
 from dgn.sweep.run import run_sweep
 from dgn.tracking import check_reachable
 
@@ -51,6 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
               experiment="MLflow experiment; default dgn-sweep",
               dry_run="a tiny sweep (7 trials, a few steps): tests, smoke checks")
     p.add_argument("--fresh", action="store_true", help="delete this sweep's Tune state and start over")
+    p.add_argument("--fair", action="store_true", help="the fair layer comparison the verdict rests on (docs/sweep.md): "
+                   "64 px, 3 G seeds, the job's G recipe, an independent comparator, G parameters matched across "
+                   "layers, no early stopping; verdict with and without the reconstruction term, ties within the seed "
+                   "spread")
+    p.add_argument("--seeds", help="comma-separated G seeds (a grid dimension); default: --fair's 0,1,2, else one")
     return p.parse_args(argv)
 
 
@@ -66,7 +71,10 @@ def build_config(args: argparse.Namespace):
         over["tracking"] = False
     if args.dry_run and "storage" not in over:
         over["storage"] = "runs/sweep-dry-run"
-    return sweep_config("quick" if args.dry_run else "default", **over)
+    if args.seeds is not None:
+        over["seeds"] = tuple(int(x) for x in args.seeds.split(",") if x.strip())
+    preset = ("quick-fair" if args.fair else "quick") if args.dry_run else ("fair" if args.fair else "default")
+    return sweep_config(preset, **over)
 
 
 def main(argv=None) -> int:
@@ -82,7 +90,8 @@ def _sweep(args: argparse.Namespace) -> int:
     if result["interrupted"]:
         return 130
     print(json.dumps({s["layer"]: round(s["best_score"], 4) for s in result["summary"]}, indent=1))
-    log(verdict_line(result["verdict"]))
+    for line in result["verdict_lines"]:
+        log(line)
     log(f"done in {result['seconds']:.0f}s: " + ", ".join(result["files"]))
     return 0
 

@@ -1,4 +1,8 @@
-"""The sweep's settings, its two presets, and the grid of loss weights.
+"""The sweep's settings, its presets, and the grid of loss weights.
+
+Presets: ``default`` (7 layers × 2 weight sets at 32 px, ASHA), ``quick`` (its tiny form for tests), ``fair`` (the
+protocol the layer verdict rests on: 64 px, 3 G seeds, a comparator that is no layer's code, G's parameters matched
+across layers, equal step budgets; docs/sweep.md) and ``quick-fair`` (its tiny form).
 
 Grid: every layer in ``layers`` × ``samples`` loss-weight sets. Set 0 is the
 reference (the paper's balance at the "mean" reduction: image 1,
@@ -19,12 +23,18 @@ import math
 import random
 from dataclasses import asdict, dataclass, replace
 
+from dgn.am.dgn_am import AMConfig
 from dgn.data.uri import absolute, check_writable
 from dgn.errors import DGNError
 from dgn.nets.caffenet import check_layer
+from dgn.train.gan import GANConfig
 
 LAYERS = ("conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
 REFERENCE_WEIGHTS = {"w_image": 1.0, "w_feature": 0.1, "w_adv": 0.01}
+COMPARATORS = ("encoder", "independent")
+SCHEDULERS = ("asha", "fifo")
+WEIGHT_BASES = ("reference", "product")
+COMPARATOR_SEED_OFFSET = 7919  # the independent comparator's seed: E's seed + this (never E's, never the judge's)
 
 
 @dataclass
@@ -59,7 +69,15 @@ class SweepConfig:
     cpus_per_trial: float = 1.0
     max_concurrent_trials: int = 2
     num_cpus: int = 2  # for the local Ray instance the flow starts (ignored on a cluster)
-    seed: int = 0
+    seed: int = 0  # the dataset's, E's and (unless `seeds` is set) every trial's
+    # the fair protocol (preset "fair", docs/sweep.md): what makes layers comparable
+    seeds: tuple[int, ...] = ()  # G seeds, a grid dimension (G's init, batch order, AM starts); empty: (seed,)
+    comparator: str = "encoder"  # the feature loss's network: "encoder" (E, the reference's) | "independent"
+    #                              (a third classifier, trained like E with another seed: never the code layer)
+    g_params: int = 0  # > 0: every layer's G gets this many parameters (dgn.sweep.capacity); 0: the product G as is
+    scheduler: str = "asha"  # "asha" (stop weak trials) | "fifo" (every trial runs all epochs: equal budgets)
+    weights: str = "reference"  # weight set 0: "reference" (image 1, feature 0.1, adversarial 0.01) | "product"
+    #                             (GANConfig's defaults: the job's own recipe)
     experiment: str = "dgn-sweep"  # MLflow experiment
     tracking: bool = True  # log to MLflow (driver only)
 
@@ -89,34 +107,62 @@ class SweepConfig:
             raise DGNError(f"cpus-per-trial must be in (0, {self.num_cpus}] (num-cpus); got {self.cpus_per_trial}")
         if self.image_size < 16:
             raise DGNError(f"image-size must be ≥ 16; got {self.image_size}")
+        for name, valid in (("comparator", COMPARATORS), ("scheduler", SCHEDULERS), ("weights", WEIGHT_BASES)):
+            if getattr(self, name) not in valid:
+                raise DGNError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if self.g_params < 0:
+            raise DGNError(f"g-params must be ≥ 0 (0: the product G as is); got {self.g_params}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise DGNError(f"seeds must be distinct; got {', '.join(map(str, self.seeds))}")
         if not self.name or "/" in self.name:
             raise DGNError(f"sweep name {self.name!r} must be non-empty and hold no '/'")
 
     @property
+    def trial_seeds(self) -> tuple[int, ...]:
+        return tuple(self.seeds) or (self.seed,)
+
+    @property
     def trials(self) -> int:
-        return len(self.layers) * self.samples
+        return len(self.layers) * self.samples * len(self.trial_seeds)
 
 
 # Tests run the whole sweep in this: 32-px nets, a few steps, 7 layers × 1 weight set.
 QUICK = dict(n_train=400, n_val=200, classifier_steps=24, judge_steps=24, epochs=3, steps_per_epoch=4, batch_size=32,
              warmup_steps=2, samples=1, am_starts=1, am_steps=10)
-PRESETS = {"default": {}, "quick": QUICK}
+# The fair layer comparison (issue "the layer verdict"; docs/sweep.md): 64 px, 3 G seeds per layer, one weight set (the
+# job's own recipe), a comparator that is no layer's code (a third classifier), G's parameters matched across layers,
+# no early stopping (every trial gets the same G steps). Scored with and without the reconstruction term.
+FAIR = dict(storage="runs/sweep-fair", name="sweep-fair", image_size=64, n_train=8000, n_val=500, seeds=(0, 1, 2),
+            comparator="independent", g_params=2_000_000,
+            scheduler="fifo", weights="product", samples=1, epochs=1, steps_per_epoch=300, batch_size=32,
+            warmup_steps=100, am_starts=2, am_steps=AMConfig().steps, am_lr=AMConfig().lr)
+# Tests run the fair protocol's machinery in this: 2 layers × 2 seeds, a few steps.
+QUICK_FAIR = {**FAIR, **QUICK, "image_size": 32, "layers": ("conv3", "fc6"), "seeds": (0, 1), "g_params": 300_000,
+              "epochs": 1, "warmup_steps": 2}
+PRESETS = {"default": {}, "quick": QUICK, "fair": FAIR, "quick-fair": QUICK_FAIR}
 
 
 def sweep_config(preset: str = "default", **overrides) -> SweepConfig:
     if preset not in PRESETS:
         raise DGNError(f"unknown sweep preset {preset!r}; valid: {', '.join(PRESETS)}")
     cfg = replace(SweepConfig(), **{**PRESETS[preset], **overrides})
-    cfg.layers = tuple(cfg.layers)
+    cfg.layers, cfg.seeds = tuple(cfg.layers), tuple(cfg.seeds)
     cfg.validate()
     return cfg
+
+
+def product_weights() -> dict[str, float]:
+    """The job's own loss weights (GANConfig's defaults)."""
+    g = GANConfig()
+    return {"w_image": g.w_image, "w_feature": g.w_feature, "w_adv": g.w_adv}
 
 
 def weight_sets(cfg: SweepConfig) -> list[dict[str, float]]:
     """``cfg.samples`` loss-weight sets: the reference, then log-uniform draws within ×/÷ spread (seeded)."""
     rng = random.Random(cfg.weight_seed)
-    out = [dict(REFERENCE_WEIGHTS)]
+    ref = dict(REFERENCE_WEIGHTS) if cfg.weights == "reference" else product_weights()
+    out = [ref]
     half = math.log(cfg.spread)
     for _ in range(cfg.samples - 1):
-        out.append({k: float(f"{v * math.exp(rng.uniform(-half, half)):.4g}") for k, v in REFERENCE_WEIGHTS.items()})
+        out.append({k: float(f"{v * math.exp(rng.uniform(-half, half)):.4g}") for k, v in ref.items()})
     return out

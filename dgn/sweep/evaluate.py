@@ -21,4 +21,5 @@ class Evaluator(ClassUnitEval):
         m, images = super().__call__(generator, layer, code_stats, **kw)
         m.update({f"term_{k}": v for k, v in score_terms(m).items()})
         m["score"] = score(m)
+        m["score_no_x"] = score(m, without=("X",))
         return m, images

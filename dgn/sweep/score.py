@@ -39,7 +39,10 @@ def score_terms(m: dict) -> dict[str, float]:
     }
 
 
-def score(m: dict) -> float:
-    """0.4·R + 0.2·A + 0.2·N + 0.2·X (see the module docstring); higher is better."""
+def score(m: dict, without: tuple[str, ...] = ()) -> float:
+    """0.4·R + 0.2·A + 0.2·N + 0.2·X (see the module docstring); higher is better. ``without``: drop those terms
+    and renormalise the rest's weights to sum to 1 (``("X",)``: (0.4·R + 0.2·A + 0.2·N) / 0.8, the score that the
+    reconstruction term — which favours low layers by construction — does not touch)."""
     t = score_terms(m)
-    return sum(WEIGHTS[k] * t[k] for k in WEIGHTS)
+    keep = [k for k in WEIGHTS if k not in without]
+    return sum(WEIGHTS[k] * t[k] for k in keep) / sum(WEIGHTS[k] for k in keep)

@@ -34,7 +34,8 @@ from dgn.sweep.trial import trainable
 Log = Callable[[str], None]
 # settings that change the grid or what a trial computes: a resumed sweep must match them
 FIXED = ("layers", "samples", "spread", "weight_seed", "epochs", "steps_per_epoch", "batch_size", "warmup_steps", "lr",
-         "am_starts", "am_steps", "am_lr", "grace_period", "reduction_factor", "image_size", "seed", "run", "data")
+         "am_starts", "am_steps", "am_lr", "grace_period", "reduction_factor", "image_size", "seed", "run", "data",
+         "seeds", "comparator", "g_params", "scheduler", "weights")
 
 
 @dataclass
@@ -76,7 +77,7 @@ def _check_same_sweep(cfg: SweepConfig) -> None:
     now = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items() if k in FIXED}
     if f.is_file():
         before = json.loads(f.read_text())
-        diff = sorted(k for k in FIXED if before.get(k) != now.get(k))
+        diff = sorted(k for k in FIXED if k in before and before[k] != now.get(k))  # keys of older sweeps: absent
         if diff:
             raise DGNError(f"storage {cfg.storage!r} already holds sweep {cfg.name!r} with other settings ({', '.join(diff)});"
                            " use another --name or --storage")
@@ -88,7 +89,7 @@ def _check_same_sweep(cfg: SweepConfig) -> None:
 def build_tuner(cfg: SweepConfig, base: Base, images: dict, callbacks: list | None = None):
     """(Tuner, restored?). ``callbacks`` run in the driver; a restored Tuner has its own (saved with it)."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     fn = tune.with_resources(tune.with_parameters(trainable, base=base, images=images, sweep=cfg.to_dict()),
                              {"cpu": cfg.cpus_per_trial})
@@ -101,11 +102,15 @@ def build_tuner(cfg: SweepConfig, base: Base, images: dict, callbacks: list | No
         if callbacks is not None and local is not None:
             local.get_run_config().callbacks = callbacks
         return tuner, True
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs, grace_period=min(cfg.grace_period, cfg.epochs),
-                              reduction_factor=cfg.reduction_factor)
+    scheduler = (FIFOScheduler() if cfg.scheduler == "fifo" else  # fifo: every trial runs all its epochs
+                 ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs,
+                               grace_period=min(cfg.grace_period, cfg.epochs), reduction_factor=cfg.reduction_factor))
+    space = {"layer": tune.grid_search(list(cfg.layers)), "weights": tune.grid_search(weight_sets(cfg))}
+    if cfg.seeds:
+        space["seed"] = tune.grid_search(list(cfg.trial_seeds))
     tuner = tune.Tuner(
         fn,
-        param_space={"layer": tune.grid_search(list(cfg.layers)), "weights": tune.grid_search(weight_sets(cfg))},
+        param_space=space,
         tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler, num_samples=1,
                                     max_concurrent_trials=cfg.max_concurrent_trials),
         run_config=tune.RunConfig(name=cfg.name, storage_path=join(cfg.storage, "tune"), verbose=0,

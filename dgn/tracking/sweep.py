@@ -37,7 +37,7 @@ def log_sweep(*, experiment: str, name: str, params: dict, rows: list[dict], his
     with open_run(experiment=experiment, run_name=name, params=params, tags={"dgn.kind": "sweep"}) as parent:
         for row in rows:
             with open_run(experiment=experiment, run_name=f"{name}/{row['trial']}", parent_run_id=parent.run_id,
-                          params={k: row[k] for k in ("layer", "w_image", "w_feature", "w_adv")},
+                          params={k: row[k] for k in ("layer", "seed", "w_image", "w_feature", "w_adv") if k in row},
                           tags={"dgn.kind": "sweep-trial", "status": row["status"],
                                 "stopped_early": str(row["stopped_early"])}) as child:
                 logged = _last_step(child)
@@ -90,7 +90,7 @@ class LiveTrials(_TuneCallback):
     def _child(self, trial, config: dict):
         tid = trial.trial_id
         if tid not in self._runs:
-            params = {"layer": config.get("layer")}
+            params = {"layer": config.get("layer"), **({"seed": config["seed"]} if "seed" in config else {})}
             w = config.get("weights") or {}
             params.update({k: w[k] for k in ("w_image", "w_feature", "w_adv") if k in w})
             run = open_run(experiment=self.experiment, run_name=f"{self.name}/{tid}", parent_run_id=self.parent_run_id,

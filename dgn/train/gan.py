@@ -241,14 +241,23 @@ def input_convention(encoder: CaffeNet) -> str:
 
 
 class GANTrainer:
-    """G and D with their optimisers, around a frozen encoder E (= comparator C up to ``feature_layer``)."""
+    """G and D with their optimisers, around a frozen encoder E (= comparator C up to ``feature_layer``).
 
-    def __init__(self, encoder: CaffeNet, cfg: GANConfig, *, code_stats: dict | None = None, device="cpu", seed: int = 0):
+    ``comparator``: another frozen network whose ``feature_layer`` blob the feature loss compares instead of E's
+    (the fair layer sweep's: a classifier trained independently of E, so that no code layer is also the comparator
+    and gets a code-cycle loss the others do not); None: E itself, the reference's choice."""
+
+    def __init__(self, encoder: CaffeNet, cfg: GANConfig, *, code_stats: dict | None = None, device="cpu", seed: int = 0,
+                 comparator: CaffeNet | None = None):
         cfg.validate()
         self.cfg, self.device = cfg, torch.device(device)
         self.encoder = encoder.to(self.device).eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)
+        self.comparator = None if comparator is None else comparator.to(self.device).eval()
+        if self.comparator is not None:
+            for p in self.comparator.parameters():
+                p.requires_grad_(False)
         code_shape = encoder.code_shape(cfg.layer)
         torch.manual_seed(seed)
         self.g_config = generator_config(cfg.generator, code_shape, encoder.config.image_size,
@@ -290,7 +299,8 @@ class GANTrainer:
         on = "the images' contrast maps (colour-free)" if cfg.image_loss == "contrast" else img
         lines = [self.generator.describe(), self.discriminator.describe(),
                  f"image loss: {red} on {on}, weight {cfg.w_image:g}.",
-                 f"feature loss: {red} of E's {cfg.feature_layer} blob, weight {cfg.w_feature:g}; E takes {conv} "
+                 f"feature loss: {red} of {'E' if self.comparator is None else 'an independent comparator'}'s "
+                 f"{cfg.feature_layer} blob, weight {cfg.w_feature:g}; E takes {conv} "
                  f"input" + ("." if conv == "caffe" or cfg.scale != "caffe" else
                              " (not Caffe's: the blob is on E's own activation scale, not BVLC CaffeNet's, for "
                              "which the reference set its weight; see docs/gan.md).")]
@@ -335,7 +345,12 @@ class GANTrainer:
         skip_g = adversarial and not self.train_g and cfg.pause == "update"
         drop_adv = adversarial and not self.train_g and cfg.pause == "adversarial"
         with torch.no_grad():  # the code and the comparator's view of the real images, in one pass of E
-            real = self.encoder.blobs(x, (cfg.layer, cfg.feature_layer) if feature else (cfg.layer,))
+            if self.comparator is None:
+                real = self.encoder.blobs(x, (cfg.layer, cfg.feature_layer) if feature else (cfg.layer,))
+            else:
+                real = self.encoder.blobs(x, (cfg.layer,))
+                if feature:
+                    real[cfg.feature_layer + "@comparator"] = self.comparator.blob(x, cfg.feature_layer)
         y = real[cfg.layer]
         with torch.set_grad_enabled(not skip_g), autocast(self.device, cfg.amp):
             fake = self.G(y)  # (B, 3, S, S), RGB [0, 1]
@@ -363,8 +378,9 @@ class GANTrainer:
             l_img = image_loss(fake.float(), x, cfg)
             l_feat = zero
             if feature:
-                l_feat = euclidean(self.encoder.blob(fake, cfg.feature_layer).float(),
-                                   real[cfg.feature_layer].float(), cfg.reduction)
+                c, key = ((self.encoder, cfg.feature_layer) if self.comparator is None
+                          else (self.comparator, cfg.feature_layer + "@comparator"))
+                l_feat = euclidean(c.blob(fake, cfg.feature_layer).float(), real[key].float(), cfg.reduction)
             if adversarial:
                 with torch.set_grad_enabled(not (skip_g or drop_adv)):
                     l_adv = adversarial_loss(self.D(self._d_view(fake), y).float())
