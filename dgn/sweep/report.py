@@ -149,11 +149,12 @@ def verdict_line(v: dict) -> str:
         return "no trial produced a score"
     line = f"best layer: {v['best_layer']} (score {v['best_score']:.3f}"
     line += f", {v['margin']:+.3f} over {v['runner_up']})" if v["runner_up"] else ")"
+    caveat = " — the best trial of a search (one seed, early stopping): not a fair layer verdict, see --fair"
     if v["fc6_rank"] is None:
-        return line + "; fc6 was not swept"
+        return line + "; fc6 was not swept" + caveat
     if v["fc6_wins"]:
-        return line + "; fc6 wins, as in the paper"
-    return line + f"; fc6 ranks {v['fc6_rank']} ({v['fc6_gap']:+.3f} behind)"
+        return line + "; fc6 wins, as in the paper" + caveat
+    return line + f"; fc6 ranks {v['fc6_rank']} ({v['fc6_gap']:+.3f} behind)" + caveat
 
 
 def _fmt(v) -> str:

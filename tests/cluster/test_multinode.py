@@ -84,7 +84,8 @@ def test_training_loses_a_node_and_finishes_from_its_last_checkpoint(cluster, s3
     storage, log = f"s3://{s3_bucket}/multinode/run", tmp_path / "train.log"
     layout = RunLayout(storage)
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("n_train: 1200\nclassifier_steps: 148\nclassifier_checkpoints: 4\n")
+    # no atlas stage here: the atlas's own node loss is the next test
+    cfg.write_text("n_train: 1200\nclassifier_steps: 96\nclassifier_checkpoints: 4\natlas_units: none\n")
     # no --data: the driver writes the embedded dataset to <storage>/data on S3, where the workers read it
     proc = _start("train", "--dry-run", "--config", str(cfg), "--storage", storage, "--workers", "2",
                   address=cluster.address, log=log)
@@ -123,7 +124,7 @@ def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, s3_buck
     storage = write_tiny_run(f"s3://{s3_bucket}/multinode/tiny")  # its data, checkpoints and judge, on S3
     out, log = f"s3://{s3_bucket}/multinode/atlas", tmp_path / "atlas.log"
     proc = _start("atlas", "--storage", storage, "--out", out, "--layers", "fc8,fc7", "--units",
-                  "fc8=all;fc7=0-47", "--chunk", "4", "--steps", "40", "--actors", "2", "--no-tracking",
+                  "fc8=all;fc7=0-15", "--chunk", "4", "--steps", "20", "--actors", "2", "--no-tracking",
                   address=cluster.address, log=log)
     manifest = join(out, "manifest.json")
 
@@ -144,9 +145,9 @@ def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, s3_buck
     text = log.read_text()
     summary = json.loads(text[text.rindex("{"):text.rindex("}") + 1])
     items = json.loads(read_bytes(manifest))["items"]
-    # 2 classifier checkpoints × (fc8: 10 units in 3 items of ≤ 4, fc7: 48 units in 12 items)
-    assert summary["items_skipped"] == 0 and len(items) == summary["items_done"] == 2 * (3 + 12)
-    assert summary["units_rendered"] == 2 * (10 + 48)  # every unit exactly once: none lost, none counted twice
+    # 2 classifier checkpoints × (fc8: 10 units in 3 items of ≤ 4, fc7: 16 units in 4 items)
+    assert summary["items_skipped"] == 0 and len(items) == summary["items_done"] == 2 * (3 + 4)
+    assert summary["units_rendered"] == 2 * (10 + 16)  # every unit exactly once: none lost, none counted twice
     assert {int(s) for s in re.findall(r"on actor (\d+) in", text)} == {0, 1}, "both worker nodes rendered"
     redone = re.findall(r"actor (\d+) died during (\S+) .*redoing the item", text)
     assert redone, "the node's actor was lost mid-item and its item redone"
