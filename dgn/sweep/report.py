@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+from dgn.metrics import seed_spread
 from dgn.sweep.config import SweepConfig
 
 METRIC_COLUMNS = ("am_recognisability", "am_median_activation_ratio", "am_realism_fd", "recon_image_mse",
@@ -63,11 +64,9 @@ def per_layer(rows: list[dict], layers) -> list[dict]:
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
+    """dgn.metrics.seed_spread over the seeds that produced the figure (NaN, NaN for none)."""
     xs = [x for x in xs if not math.isnan(x)]
-    if not xs:
-        return float("nan"), float("nan")
-    m = sum(xs) / len(xs)
-    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan"))
+    return seed_spread(xs) if xs else (float("nan"), float("nan"))
 
 
 def per_layer_seeds(rows: list[dict], layers) -> list[dict]:

@@ -58,7 +58,7 @@ def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dic
         return {"interrupted": True, "rows": out.rows, "seconds": time.time() - t0}
 
     summary = per_layer(out.rows, cfg.layers)
-    v = verdict(summary)
+    v = search = verdict(summary)  # the search's best trial; with several seeds the verdict is over seeds (below)
     seeds = verdicts = None
     lines = [verdict_line(v)]
     if len(cfg.trial_seeds) > 1:  # the fair protocol: the verdict rests on the means over seeds, with and without X
@@ -67,7 +67,7 @@ def run_sweep(cfg: SweepConfig, log: Log = print, *, fresh: bool = False) -> dic
         v = {**verdicts[0], "without_x": verdicts[1], "fc6_wins": verdicts[0]["best_layer"] == "fc6"}
         lines = [seed_verdict_line(sv) for sv in verdicts]
     out_dir = Path(cfg.storage) if "://" not in cfg.storage else Path(_scratch())
-    files = write_tables(out.rows, summary, v if seeds is None else verdict(summary), out_dir, seeds, verdicts)
+    files = write_tables(out.rows, summary, search, out_dir, seeds, verdicts)
     # the figure: each layer's best trial, or with several seeds its first seed's (no pick by score)
     pick = {s["layer"]: s["best_trial"] for s in summary} if seeds is None else \
         {s["layer"]: s["first_seed_trial"] for s in seeds}
