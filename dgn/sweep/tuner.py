@@ -112,7 +112,10 @@ def build_tuner(cfg: SweepConfig, base: Base, images: dict, callbacks: list | No
         fn,
         param_space=space,
         tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=scheduler, num_samples=1,
-                                    max_concurrent_trials=cfg.max_concurrent_trials),
+                                    max_concurrent_trials=cfg.max_concurrent_trials,
+                                    # a finished (or stopped) trial's process takes the next trial: no new process,
+                                    # no second import of torch per trial (every trial asks for the same CPUs)
+                                    reuse_actors=True),
         run_config=tune.RunConfig(name=cfg.name, storage_path=join(cfg.storage, "tune"), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=1)),

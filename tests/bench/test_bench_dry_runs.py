@@ -30,6 +30,7 @@ HEADERS = {
     "cue_conflict.py": "| net | as trained |",
     "data_memory.py": "| images | input | peak RSS MB |",
     "deepsim_throughput.py": "units/s at 200 steps",
+    "g_budget.py": "| G step | runs N | judge on G(E(x)) |",
     "held_out.py": "| dataset | N seeds |",
     "quality.py": "| am_recognisability |",
     "quality_study.py": "| variant | recon_judge_acc | am_recognisability |",

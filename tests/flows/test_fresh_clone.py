@@ -70,8 +70,31 @@ def test_train_dry_run_then_resume(clone):
     assert (storage / "classifier" / "epoch=0001.pt").is_file()
     assert (storage / "atlas" / "html" / "index.html").is_file()
     assert "time per stage" in r.stdout and "  total " in r.stdout
+    for k in ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd"):
+        assert k in q
+    assert 0.0 <= q["am_realism_precision"] <= 1.0 and 0.0 <= q["am_realism_recall"] <= 1.0
+    assert q["am_realism_n"] == 10 and q["am_realism_floor_fd"] >= 0  # 10 AM images vs 10 real, floor at N = 10
+    assert q["config"]["workers"] == 2 and (storage / "montage-dgn-am-fc8.png").is_file()
+    assert (storage / "judge" / "judge.pt").is_file() and (storage / "generator" / "fc6" / "epoch=0001.pt").is_file()
+    for line in ("classifier E checkpoint 1/1 (step 6)", "judge checkpoint 1/1 (step 6)",
+                 "generator G checkpoint 1/1 (step 6)",  # progress lines
+                 f"browse the results with: mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'}"):
+        assert line in r.stdout, line
     (run,) = _runs(home, "dgn-train")
     assert run.info.status == "FINISHED" and run.data.tags["dgn.storage"] == str(storage)
+    assert run.info.run_name == "dry-run" and run.data.params["workers"] == "2"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "classifier_val_acc")] == [1]
+    for key in ("generator_image", "generator_feature", "generator_adversarial", "generator_d_acc",
+                "judge_val_acc", "quality_am_recognisability"):
+        assert key in run.data.metrics, key
+    assert run.data.tags["checkpoint.classifier.0001"] == str(storage / "classifier" / "epoch=0001.pt")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"checkpoints.json", "quality.json", "montage-dgn-am-fc8.png", "images"} <= artifacts
+    images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    assert any("reconstructions" in p for p in images), images
 
     again = _newcomer(clone, "python flows/train.py --dry-run")
     for stage in ("classifier", "judge", "generator"):

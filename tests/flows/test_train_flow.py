@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.faults.helpers import one_line_error, run_main
 from tests.support.servers import free_port
 from tests.train.ray_head import RAY_ENV, ray_head
 
@@ -44,56 +45,11 @@ def _steps(client, run_id, key):
     return [m.step for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
-def test_dry_run_end_to_end(tmp_path, ray_address):
-    storage = tmp_path / "run"
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("classifier_checkpoints: 2\ngan:\n  w_adv: 0.02\n")
-    r = _run("--dry-run", "--storage", str(storage), "--config", str(cfg), "--workers", "2",
-             env={"RAY_ADDRESS": ray_address})
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert sorted(p.name for p in (storage / "classifier").iterdir()) == ["epoch=0001.pt", "epoch=0002.pt"]
-    assert (storage / "generator" / "fc6" / "epoch=0001.pt").is_file()
-    assert (storage / "judge" / "judge.pt").is_file()
-    q = json.loads((storage / "quality.json").read_text())
-    assert q["config"]["gan"]["w_adv"] == 0.02 and q["config"]["classifier_checkpoints"] == 2
-    assert q["config"]["workers"] == 2
-    for k in ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd"):
-        assert k in q
-    assert 0.0 <= q["am_realism_precision"] <= 1.0 and 0.0 <= q["am_realism_recall"] <= 1.0
-    assert q["am_realism_n"] == 10 and q["am_realism_floor_fd"] >= 0  # 10 AM images vs 10 real, floor at N = 10
-    assert (storage / "montage-dgn-am-fc8.png").is_file()
-    assert "classifier E checkpoint 2/2 (step 6)" in r.stdout and "checkpoint 1/2 (step 3)" in r.stdout and "generator G checkpoint 1/1 (step 6)" in r.stdout  # progress lines
-    assert "browse the results with: mlflow ui --backend-store-uri sqlite:///" in r.stdout
-
-    client, runs = _mlflow()
-    assert len(runs) == 1
-    run = runs[0]
-    assert run.info.status == "FINISHED" and run.info.run_name == "run"
-    assert run.data.params["gan.w_adv"] == "0.02" and run.data.params["workers"] == "2"
-    assert _steps(client, run.info.run_id, "classifier_val_acc") == [1, 2]
-    for key in ("generator_image", "generator_feature", "generator_adversarial", "generator_d_acc",
-                "judge_val_acc", "quality_am_recognisability"):
-        assert key in run.data.metrics, key
-    assert run.data.tags["checkpoint.classifier.0002"] == str(storage / "classifier" / "epoch=0002.pt")
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"checkpoints.json", "quality.json", "montage-dgn-am-fc8.png", "images"} <= artifacts
-    images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-    assert any("reconstructions" in p for p in images), images
-
-
 def test_help_exits_zero():
     r = _run("--help")
     assert r.returncode == 0
     for flag in ("--encoder-layer", "--workers", "--encoder-weights", "--run-name", "ray job submit"):
         assert flag in r.stdout
-
-
-def _one_line_error(r):
-    assert r.returncode == 2
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
 
 
 def _error_line(r):
@@ -105,27 +61,26 @@ def _error_line(r):
     return lines[-1]
 
 
-def test_bad_values_fail_before_any_work(tmp_path):
+def test_bad_values_fail_before_any_work(tmp_path, capsys, monkeypatch):
+    """Each bad value: one sentence, exit 2, nothing written. The flow's main runs in this process (argparse to exit
+    code, as ``python flows/train.py`` runs it; tests/faults/test_bad_input.py checks a real process's exit too)."""
     storage = tmp_path / "run"
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--encoder-layer", "fc9"))
-    assert "'fc9'" in line and "fc6" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--gan-steps", "-1"))
-    assert "gan-steps must be ≥ 0" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--data", str(tmp_path / "missing")))
-    assert "missing" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--workers", "0"))
-    assert "workers must be ≥ 1" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--workers", "3"))
-    assert "batch-size 32 must be a multiple of workers 3" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--encoder-weights", str(tmp_path / "no.pt")))
-    assert "no.pt" in line and "does not exist" in line
+
+    def line(*args: str) -> str:
+        return one_line_error(*run_main(capsys, "train", "--dry-run", "--storage", str(storage), *args)[::2])
+
+    assert "'fc9'" in line("--encoder-layer", "fc9") and "fc6" in line("--encoder-layer", "fc9")
+    assert "gan-steps must be ≥ 0" in line("--gan-steps", "-1")
+    assert "missing" in line("--data", str(tmp_path / "missing"))
+    assert "workers must be ≥ 1" in line("--workers", "0")
+    assert "batch-size 32 must be a multiple of workers 3" in line("--workers", "3")
+    bad_weights = line("--encoder-weights", str(tmp_path / "no.pt"))
+    assert "no.pt" in bad_weights and "does not exist" in bad_weights
     bad = tmp_path / "bad.yaml"
     bad.write_text("gan:\n  w_pixel: 1\n")
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage), "--config", str(bad)))
-    assert "w_pixel" in line
-    line = _one_line_error(_run("--dry-run", "--storage", str(storage),
-                                env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}))
-    assert "unreachable" in line
+    assert "w_pixel" in line("--config", str(bad))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    assert "unreachable" in line()
     assert not storage.exists(), "nothing is written when the input is bad"
     assert not (Path(os.environ["DGN_HOME"]) / "mlflow.db").exists(), "no MLflow run is created"
 
@@ -133,7 +88,7 @@ def test_bad_values_fail_before_any_work(tmp_path):
 def test_crash_then_same_command_continues_in_the_same_run(tmp_path, ray_address):
     storage = tmp_path / "crashy"
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("classifier_steps: 9\nclassifier_checkpoints: 3\nmax_failures: 0\n")
+    cfg.write_text("classifier_steps: 9\nclassifier_checkpoints: 3\nmax_failures: 0\natlas_units: none\n")
     args = ("--dry-run", "--storage", str(storage), "--config", str(cfg))
     env = {"RAY_ADDRESS": ray_address}
     # the worker dies in classifier checkpoint 2 and no restart is allowed: the job fails after epoch 1
@@ -188,7 +143,8 @@ def test_paper_preset_with_encoder_weights_on_a_local_ray(tmp_path):
     storage = tmp_path / "paper"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # the embedded path: a local Ray is started
     r = subprocess.run([sys.executable, str(ROOT / "flows" / "train.py"), "--dry-run", "--preset", "paper", "--storage",
-                        str(storage), "--data", data, "--encoder-weights", weights, "--num-cpus", "2"],
+                        str(storage), "--data", data, "--encoder-weights", weights, "--num-cpus", "2",
+                        "--atlas-units", "none"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT, env={**env, **RAY_ENV})
     assert r.returncode == 0, r.stderr[-3000:]
     assert not (storage / "classifier").exists()
@@ -199,12 +155,13 @@ def test_paper_preset_with_encoder_weights_on_a_local_ray(tmp_path):
     assert q["config"]["encoder_weights"] == weights
 
 
-def test_run_name_of_another_storage_is_refused(tmp_path):
+def test_run_name_of_another_storage_is_refused(tmp_path, capsys):
     from dgn.tracking import open_run
 
     with open_run(experiment="dgn-train", run_name="shared", tags={"dgn.storage": "/elsewhere"}):
         pass
-    line = _one_line_error(_run("--dry-run", "--storage", str(tmp_path / "run"), "--run-name", "shared"))
+    line = one_line_error(*run_main(capsys, "train", "--dry-run", "--storage", str(tmp_path / "run"), "--run-name",
+                                    "shared")[::2])
     assert "'shared' already belongs to storage '/elsewhere'" in line
     assert not (tmp_path / "run").exists()
 

@@ -39,27 +39,28 @@ def _fit(cfg, workers, tmp_path, **scaling):
     return events
 
 
-@pytest.mark.parametrize("stream_above_mb", [None, 0], ids=["in-memory", "streamed"])
-def test_one_and_two_workers_train_alike(ray_cluster, data, tmp_path, stream_above_mb):
+def test_one_and_two_workers_train_alike_in_memory_and_streamed(ray_cluster, data, tmp_path):
     # The global batch (64) is the whole training set, so 1 worker × 64 rows and 2 workers × 32 rows see
     # the same rows each step, and DDP's mean of the two half-batch gradients is the full-batch gradient.
     # Dropout and BatchNorm are off (masks and batch statistics are per worker), so what remains is
     # float summation order: parameters agree to 1e-4 after 3 Adam steps that move them by ~1e-2. The same holds
     # streamed from Parquet (dgn.data.streaming): each worker reads its half of the pass, the global batch is fixed.
     runs = {}
-    for w in (1, 2):
-        cfg = _classifier(data, tmp_path / f"w{w}", arch_overrides={"dropout": 0.0, "batchnorm": False},
+    for name, w, stream_above_mb in (("w1", 1, None), ("w2", 2, None), ("w2-streamed", 2, 0)):
+        cfg = _classifier(data, tmp_path / name, arch_overrides={"dropout": 0.0, "batchnorm": False},
                           stream_above_mb=stream_above_mb)
         events = [e for e in _fit(cfg, w, tmp_path) if "epoch" in e]
         assert [e["epoch"] for e in events] == [1, 2, 3]
-        runs[w] = (events, load_checkpoint(str(tmp_path / f"w{w}" / "classifier" / "epoch=0003.pt"))["model"])
+        runs[name] = (events, load_checkpoint(str(tmp_path / name / "classifier" / "epoch=0003.pt"))["model"])
     first = load_checkpoint(str(tmp_path / "w1" / "classifier" / "epoch=0001.pt"))["model"]
-    moved = max((runs[1][1][k] - first[k]).abs().max().item() for k in first)
-    diff = max((runs[1][1][k] - runs[2][1][k]).abs().max().item() for k in first)
-    assert moved > 1e-3 and diff < 1e-4, (moved, diff)
-    for a, b in zip(runs[1][0], runs[2][0]):
-        assert a["metrics"]["train_loss"] == pytest.approx(b["metrics"]["train_loss"], rel=1e-4)
-        assert a["metrics"]["val_acc"] == pytest.approx(b["metrics"]["val_acc"], abs=1e-6)
+    moved = max((runs["w1"][1][k] - first[k]).abs().max().item() for k in first)
+    assert moved > 1e-3, moved
+    for other in ("w2", "w2-streamed"):
+        diff = max((runs["w1"][1][k] - runs[other][1][k]).abs().max().item() for k in first)
+        assert diff < 1e-4, (other, moved, diff)
+        for a, b in zip(runs["w1"][0], runs[other][0]):
+            assert a["metrics"]["train_loss"] == pytest.approx(b["metrics"]["train_loss"], rel=1e-4), other
+            assert a["metrics"]["val_acc"] == pytest.approx(b["metrics"]["val_acc"], abs=1e-6), other
 
 
 def test_dead_worker_restarts_from_last_checkpoint(ray_cluster, data, tmp_path, monkeypatch):
