@@ -1,7 +1,7 @@
 """The 227-px configuration end to end on CPU: ``flows/train.py --preset paper`` with the ``caffenet`` E (227 px,
 fc 4096), the paper G (the full 9-layer stack to 256 px, centre-cropped to 227) and the paper D, on a handful of
-227-px images, a few steps per stage (classifier → judge → G → quality → a one-unit atlas), then ``flows/atlas.py``
-on its checkpoints. Random-init weights; nothing is downloaded.
+227-px images, a few steps per stage (classifier → judge → G → quality; the job's own atlas stage off), then
+``flows/atlas.py`` on its checkpoints (an fc8 and a conv5 unit) into the same MLflow run. Random-init weights; nothing is downloaded.
 
 Both flows join one private ``ray start --head`` cluster (RAY_ADDRESS), so Ray starts once; MLflow is the default
 local store under the test's private DGN_HOME. The networks are the full-scale ones (E 61 M parameters, G 56 M), so
@@ -38,8 +38,7 @@ gan_steps: 2
 gan_checkpoints: 1
 am_starts: 1
 learned_factor: 0.0
-atlas_units: "fc8=0"
-atlas_actors: 1
+atlas_units: none
 am:
   steps: 2
 """
@@ -72,8 +71,7 @@ def test_caffenet_paper_g_227_px_end_to_end(tmp_path, ray_address):
     assert "CUT" not in out
     assert "D (paper) at 227 px: the reference's image branch (unpadded" in out  # 227 → 56 → 52 → 25 → 23 → 11
     for f in ("classifier/epoch=0001.pt", "judge/judge.pt", "generator/fc6/epoch=0001.pt", "quality.json",
-              "montage-dgn-am-fc8.png", "montage-reconstructions.png", "atlas/manifest.json",
-              "atlas/html/index.html"):
+              "montage-dgn-am-fc8.png", "montage-reconstructions.png"):
         assert (storage / f).is_file(), f
     e = torch.load(storage / "classifier/epoch=0001.pt", mmap=True, weights_only=True)  # 0.7 GB: mapped, not read
     assert (e["config"]["image_size"], tuple(e["config"]["channels"]), tuple(e["config"]["fc"]), e["config"]["lrn"]) \
@@ -91,18 +89,19 @@ def test_caffenet_paper_g_227_px_end_to_end(tmp_path, ray_address):
     # montage: one 227-px column (1 start) of the 10 class units, padding 2
     assert Image.open(storage / "montage-dgn-am-fc8.png").size == (SIZE + 4, 10 * (SIZE + 2) + 2)
 
-    items = json.loads((storage / "atlas/manifest.json").read_text())["items"]
-    assert [(i["layer"], i["units"]) for i in items.values()] == [("fc8", [0])]
-    assert Image.open(storage / "atlas/html/fc8/epoch=0001/unit-0000.png").size == (SIZE, SIZE)
+    assert not (storage / "atlas").exists()
 
-    # the atlas flow on the run's checkpoints, into the same MLflow run: a conv unit this time
+    # the atlas flow on the run's checkpoints, into the same MLflow run: a class unit and a conv unit
     atlas = tmp_path / "atlas"
-    r = _flow("atlas", "--storage", str(storage), "--out", str(atlas), "--layers", "conv5", "--units", "0",
-              "--steps", "2", "--actors", "1", "--run-name", "c227", address=ray_address)
+    r = _flow("atlas", "--storage", str(storage), "--out", str(atlas), "--layers", "fc8,conv5", "--units",
+              "fc8=0;conv5=0", "--steps", "2", "--actors", "1", "--run-name", "c227", address=ray_address)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     summary = json.loads(r.stdout[r.stdout.index("{"):r.stdout.rindex("}") + 1])
-    assert summary["items_done"] == 1 and summary["units_rendered"] == 1
-    assert Image.open(atlas / "html/conv5/epoch=0001/unit-0000.png").size == (SIZE, SIZE)
+    assert summary["items_done"] == 2 and summary["units_rendered"] == 2
+    items = json.loads((atlas / "manifest.json").read_text())["items"]
+    assert sorted((i["layer"], i["units"]) for i in items.values()) == [("conv5", [0]), ("fc8", [0])]
+    for layer in ("fc8", "conv5"):
+        assert Image.open(atlas / f"html/{layer}/epoch=0001/unit-0000.png").size == (SIZE, SIZE)
     assert (atlas / "html/index.html").is_file() and "conv5" in (atlas / "html/index.html").read_text()
 
     from mlflow.tracking import MlflowClient

@@ -87,8 +87,8 @@ def test_train_dry_run_then_resume(clone):
 
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "classifier_val_acc")] == [1]
-    for key in ("generator_image", "generator_feature", "generator_adversarial", "generator_d_acc",
-                "judge_val_acc", "quality_am_recognisability"):
+    for key in ("generator_image", "generator_feature", "generator_adversarial", "judge_val_acc",
+                "quality_am_recognisability", "atlas_fc8_median_ratio"):
         assert key in run.data.metrics, key
     assert run.data.tags["checkpoint.classifier.0001"] == str(storage / "classifier" / "epoch=0001.pt")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
