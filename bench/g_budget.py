@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import load_run, parse_args, tiny_run
+from common import _generator_layers, load_run, parse_args, tiny_run
 from realism_headline import _am_config
 
 from dgn.metrics import seed_spread
@@ -40,8 +40,7 @@ def score_checkpoints(run: str, *, starts: int, am_over: dict, log=print) -> lis
     ev = ClassUnitEval(encoder=r.encoder, judge=r.judge, val=r.val, val_labels=r.val_labels, num_classes=k, am=am,
                        starts=starts)
     layout = RunLayout(run)
-    layers = sorted(p.name for p in Path(layout.path("generator")).iterdir() if p.is_dir())
-    layer = "fc6" if "fc6" in layers else layers[0]
+    layer = _generator_layers(layout)[0]  # fc6 if trained, as the job and dgn.atlas pick
     rows = []
     for uri in layout.checkpoints(layout.generator_dir(layer)):
         g, ck = load_generator(uri)
