@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.mlflow_store import migrated_template, seed_store
 from tests.support.servers import mlflow_server, moto_server, s3_env
 
 
@@ -28,11 +29,21 @@ def mlflow_url(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """An MLflow SQLite store migrated once per session (tests/support/mlflow_store.py); copy it with seed_store."""
+    return migrated_template(tmp_path_factory.mktemp("mlflow-template"))
+
+
 @pytest.fixture(autouse=True)
-def _private_dgn_home(tmp_path, monkeypatch):
-    """No test writes to the user's ~/.dgn MLflow store."""
-    monkeypatch.setenv("DGN_HOME", str(tmp_path / "dgn-home"))
+def _private_dgn_home(request, tmp_path, monkeypatch):
+    """No test writes to the user's ~/.dgn MLflow store. The private one starts as a copy of the session's migrated
+    store, unless the test is marked ``fresh_mlflow_store`` (it checks what an empty DGN_HOME gets)."""
+    home = tmp_path / "dgn-home"
+    monkeypatch.setenv("DGN_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if request.node.get_closest_marker("fresh_mlflow_store") is None:
+        seed_store(request.getfixturevalue("mlflow_template"), home / "mlflow.db")
 
 
 # The fast tier (`pytest -m "not integration"`, README) is the library on its own; a test is in the integration

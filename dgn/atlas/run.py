@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import uuid
@@ -257,6 +258,8 @@ def run_atlas(cfg: AtlasConfig, *, run=None, log=print) -> dict:
     if run is not None:
         log_site(run, root, prefix=prefix)
         log_summary(run, summary, prefix=prefix)
+    if remote:  # the s3:// site's local copy, uploaded and logged by now
+        shutil.rmtree(root, ignore_errors=True)
     log(f"atlas: done: {summary['items_done']} item(s) rendered, {summary['items_skipped']} skipped, "
         f"{summary['units_per_s']:.2f} units/s; html at {summary['html']}")
     return summary

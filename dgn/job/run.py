@@ -163,14 +163,14 @@ def quality_stage(cfg: PipelineConfig, *, data: str, num_classes: int, checkpoin
                        num_classes=min(num_classes, encoder.config.num_classes), am=cfg.am, starts=cfg.am_starts,
                        device=cfg.device)
     q, images = ev(generator, cfg.gan.layer, gck["code_stats"])
-    tmp = Path(tempfile.mkdtemp(prefix="dgn-quality-"))
-    montages = write_montages(tmp, ev, generator, cfg.gan.layer, images)
     summary = {"classifier_val_acc": e_metrics.get("val_acc", float("nan")),
                "judge_val_acc": j_metrics.get("val_acc", float("nan")), **q,
                "dead_code_units": int((gck["code_stats"]["std"] <= 1e-6).sum()), "config": cfg.to_dict()}
-    for f in montages:
-        write_bytes(RunLayout(cfg.storage).montage(f.name), f.read_bytes())
-    tracker.log_quality({k: v for k, v in summary.items() if k != "config"}, sorted(montages))
+    with tempfile.TemporaryDirectory(prefix="dgn-quality-") as tmp:  # the montages live in storage and MLflow
+        montages = write_montages(Path(tmp), ev, generator, cfg.gan.layer, images)
+        for f in montages:
+            write_bytes(RunLayout(cfg.storage).montage(f.name), f.read_bytes())
+        tracker.log_quality({k: v for k, v in summary.items() if k != "config"}, sorted(montages))
     log(f"quality: recognisability {q['am_recognisability']:.2f}, recon judge acc {q.get('recon_judge_acc', 0):.2f}, "
         f"median activation ratio {q['am_median_activation_ratio']:.2f}, realism at N={q['am_realism_n']:.0f}: "
         f"FD {q['am_realism_fd']:.1f} (real-vs-real floor {q['am_realism_floor_fd']:.1f}), precision "
@@ -180,10 +180,11 @@ def quality_stage(cfg: PipelineConfig, *, data: str, num_classes: int, checkpoin
 
 
 def write_summary(uri: str, summary: dict, tracker) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="dgn-summary-")) / "quality.json"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    write_bytes(uri, tmp.read_bytes())
-    tracker.run.log_artifact(tmp)
+    with tempfile.TemporaryDirectory(prefix="dgn-summary-") as d:
+        tmp = Path(d) / "quality.json"
+        tmp.write_text(json.dumps(summary, indent=2, default=str))
+        write_bytes(uri, tmp.read_bytes())
+        tracker.run.log_artifact(tmp)
 
 
 def atlas_stage(cfg: PipelineConfig, *, run, classifier_checkpoints: list[str], log: Log = print) -> dict:

@@ -336,6 +336,3 @@ def save_png(image, path: str | Path) -> Path:
     img.save(path)
     return path
 
-
-def scratch_dir(prefix: str = "dgn-") -> str:
-    return tempfile.mkdtemp(prefix=prefix)

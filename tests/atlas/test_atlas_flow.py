@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.faults.helpers import one_line_error, run_main
+from tests.support.mlflow_store import finished_runs, seed_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,12 +23,13 @@ def test_help():
     assert r.returncode == 0 and "ray job submit" in r.stdout and "--combine" in r.stdout
 
 
-def test_dry_run_end_to_end(tmp_path):
+def test_dry_run_end_to_end(tmp_path, mlflow_template):
     home = tmp_path / "home"  # the default store: SQLite under $DGN_HOME (no server to start)
+    seed_store(mlflow_template, home / "mlflow.db")  # an empty store, already migrated
     r = _flow("--dry-run", env={"DGN_HOME": str(home)}, cwd=tmp_path)  # its tiny run goes to ./runs/atlas-dry-run
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "runs" / "atlas-dry-run" / "atlas" / "manifest.json").is_file()
-    assert (home / "mlflow.db").is_file() and "mlflow: logging into run" in r.stdout
+    assert "mlflow: logging into run" in r.stdout and finished_runs(home / "mlflow.db") == 1
     assert '"items_done": 12' in r.stdout and "done: the atlas is in" in r.stdout
     html = r.stdout.rsplit("(open ", 1)[1].split(")")[0]
     assert Path(html).is_file() and "fc8" in Path(html).read_text()

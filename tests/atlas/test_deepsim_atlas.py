@@ -21,6 +21,7 @@ from PIL import Image
 
 from dgn.nets.deepsim import build_deepsim, published_state
 from tests.faults.helpers import one_line_error, run_main
+from tests.support.mlflow_store import finished_runs, seed_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,8 +44,9 @@ def _flow(*args, env=None, cwd=None, timeout=300):
                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
 
 
-def test_deepsim_atlas_end_to_end(published_files, tmp_path):
+def test_deepsim_atlas_end_to_end(published_files, tmp_path, mlflow_template):
     d = published_files
+    seed_store(mlflow_template, tmp_path / "home" / "mlflow.db")  # an empty store, already migrated
     out = tmp_path / "atlas"
     r = _flow("--generator", f"deepsim:fc6={d / 'upconvGAN_fc6.pt'}", "--bounds", str(d / "fc6.txt"),
               "--target", "torchvision:alexnet", "--target-weights", str(d / "alexnet.pt"), "--layers", "fc8",
@@ -52,7 +54,7 @@ def test_deepsim_atlas_end_to_end(published_files, tmp_path):
               env={"DGN_HOME": str(tmp_path / "home")}, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "mlflow: logging into run" in r.stdout and '"units_rendered": 3' in r.stdout
-    assert (out / "manifest.json").is_file() and (tmp_path / "home" / "mlflow.db").is_file()
+    assert (out / "manifest.json").is_file() and finished_runs(tmp_path / "home" / "mlflow.db") == 1
     assert (out / "bounds-fc6.txt").read_text().split()[:2] == ["12", "12"]
     epoch = out / "html" / "fc8" / "epoch=0000"
     assert Image.open(epoch / "unit-0643.png").size == (227, 227)  # G's 256 px, centre-cropped for the AlexNet

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mlflow_store import seed_store
+
 pytestmark = pytest.mark.integration
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -42,10 +44,11 @@ BENCHES = sorted(p.name for p in BENCH.glob("*.py") if p.name not in HELPERS)
 
 
 @pytest.mark.parametrize("name", BENCHES)
-def test_bench_dry_run(name, tmp_path):
+def test_bench_dry_run(name, tmp_path, mlflow_template):
     assert name in HEADERS, f"bench/{name} has no header string in HEADERS: add the table line its --dry-run prints"
     env = {**os.environ, "DGN_HOME": str(tmp_path / "dgn-home"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_USAGE_STATS_ENABLED": "0"}
+    seed_store(mlflow_template, tmp_path / "mlflow.db")  # migrated once per session, not in every bench
     t = time.time()
     r = subprocess.run([sys.executable, str(BENCH / name), "--dry-run"], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=180)

@@ -61,6 +61,7 @@ def _error_line(r):
     return lines[-1]
 
 
+@pytest.mark.fresh_mlflow_store  # the check below: not even an MLflow store is created
 def test_bad_values_fail_before_any_work(tmp_path, capsys, monkeypatch):
     """Each bad value: one sentence, exit 2, nothing written. The flow's main runs in this process (argparse to exit
     code, as ``python flows/train.py`` runs it; tests/faults/test_bad_input.py checks a real process's exit too)."""
@@ -125,11 +126,11 @@ def test_divergence_stops_with_one_line_and_keeps_good_checkpoints_on_s3(tmp_pat
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
 
 
-def test_paper_preset_with_encoder_weights_on_a_local_ray(tmp_path):
+def test_paper_preset_with_encoder_weights_on_a_local_ray(tmp_path, capsys):
     # E from a project classifier checkpoint: the classifier stage is skipped
-    first = tmp_path / "first"
-    r = _run("--dry-run", "--storage", str(first), "--gan-steps", "0")
-    assert r.returncode == 2 and "gan-steps and judge-steps must be ≥ 1 for a training run; got 0 and 6" in r.stderr
+    line = one_line_error(*run_main(capsys, "train", "--dry-run", "--storage", str(tmp_path / "first"),
+                                    "--gan-steps", "0")[::2])
+    assert "gan-steps and judge-steps must be ≥ 1 for a training run; got 0 and 6" in line
     from dgn.data import read_meta, write_synthetic
     from dgn.nets import build_caffenet
     from dgn.train.checkpoint import save_checkpoint
