@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.faults.helpers import one_line_error, run_main
+from tests.faults.helpers import help_text, one_line_error, run_main
 from tests.support.mlflow_store import finished_runs, seed_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,9 +18,9 @@ def _flow(*args, env=None, timeout=400, cwd=None):
                           timeout=timeout, cwd=cwd, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
 
 
-def test_help():
-    r = _flow("--help", timeout=60)
-    assert r.returncode == 0 and "ray job submit" in r.stdout and "--combine" in r.stdout
+def test_help(capsys):
+    code, out = help_text(capsys, "atlas")
+    assert code == 0 and "ray job submit" in out and "--combine" in out
 
 
 def test_dry_run_end_to_end(tmp_path, mlflow_template):

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from dgn.data import read_meta
+from tests.faults.helpers import help_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,9 +23,9 @@ def test_writes_synthetic_dataset(tmp_path):
     assert read_meta(str(out)).counts == {"train": 20, "val": 10}
 
 
-def test_help():
-    p = _run("--help")
-    assert p.returncode == 0 and "imagefolder:DIR" in p.stdout and "ray job submit" in p.stdout
+def test_help(capsys):
+    code, out = help_text(capsys, "prepare_data")
+    assert code == 0 and "imagefolder:DIR" in out and "ray job submit" in out
 
 
 def test_bad_source_is_one_line_without_traceback(tmp_path):

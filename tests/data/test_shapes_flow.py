@@ -8,6 +8,7 @@ import pytest
 
 from dgn.data import load_split, read_meta
 from dgn.data.synthetic import HELD_OUT, KINDS, class_names
+from tests.faults.helpers import flow, help_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,25 +30,17 @@ def test_prepare_data_writes_a_held_out_kind(tmp_path, kind):
     assert x.shape == (20, 3, 24, 24) and len(set(y.tolist())) == 10
 
 
-def test_prepare_data_kinds_and_the_old_colour_flag(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("prepare_data", REPO / "flows" / "prepare_data.py")
-    flow = importlib.util.module_from_spec(spec)
-    sys.modules["prepare_data"] = flow  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(flow)
-    finally:
-        del sys.modules["prepare_data"]
-    parse_args = flow.parse_args
-    assert tuple(flow.KINDS) == tuple(KINDS)  # the flow offers the library's kinds
+def test_prepare_data_kinds_and_the_old_colour_flag(tmp_path, capsys):
+    mod = flow("prepare_data")
+    parse_args = mod.parse_args
+    assert tuple(mod.KINDS) == tuple(KINDS)  # the flow offers the library's kinds
     assert parse_args(["--out", "x"]).synthetic == "shapes"
     assert parse_args(["--out", "x", "--colour", "class"]).synthetic == "hues"
     assert parse_args(["--out", "x", "--colour", "random"]).synthetic == "shapes"
     p = _run("flows/prepare_data.py", "--out", str(tmp_path / "x"), "--synthetic", "stripes")
     assert p.returncode == 2 and "invalid choice: 'stripes'" in p.stderr
-    p = _run("flows/prepare_data.py", "--help")
-    assert p.returncode == 0 and "--synthetic KIND" in p.stdout and "glyphs" in p.stdout
+    code, out = help_text(capsys, "prepare_data")
+    assert code == 0 and "--synthetic KIND" in out and "glyphs" in out
 
 
 def test_cue_conflict_dry_run():

@@ -31,6 +31,17 @@ def run_main(capsys, name: str, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def help_text(capsys, name: str) -> tuple[int | str | None, str]:
+    """(exit code, stdout) of ``flows/<name>.py --help`` run in this process (argparse prints it and exits)."""
+    capsys.readouterr()
+    try:
+        flow(name).main(["--help"])
+        code = None  # main returned: --help did not exit
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().out
+
+
 def run_process(name: str, *argv: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "flows" / f"{name}.py"), *argv], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)

@@ -12,6 +12,7 @@ import pytest
 from dgn.errors import DGNError
 from dgn.sweep import score, sweep_config, weight_sets
 from dgn.sweep.report import per_layer, verdict, verdict_line
+from tests.faults.helpers import flow, help_text
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"am_recognisability": 0.9, "am_median_activation_ratio": 1.2, "am_realism_fd": 50.0, "recon_image_mse": 0.02}
@@ -67,12 +68,7 @@ def test_bad_layer_is_one_sentence():
 
 
 def _main():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sweep_layers_flow", ROOT / "flows/sweep_layers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return flow("sweep_layers").main
 
 
 def test_flow_rejects_bad_input_without_traceback_or_output(tmp_path, capsys):
@@ -89,7 +85,6 @@ def test_flow_rejects_bad_input_without_traceback_or_output(tmp_path, capsys):
     assert not storage.exists()  # nothing half-done
 
 
-def test_help_shows_the_usage():
-    p = subprocess.run([sys.executable, str(ROOT / "flows/sweep_layers.py"), "--help"], capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 0 and "ray job submit" in p.stdout and "--dry-run" in p.stdout
+def test_help_shows_the_usage(capsys):
+    code, out = help_text(capsys, "sweep_layers")
+    assert code == 0 and "ray job submit" in out and "--dry-run" in out
