@@ -335,4 +335,3 @@ def save_png(image, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
-
