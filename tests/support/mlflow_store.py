@@ -13,16 +13,12 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-_TEMPLATE: list[Path] = []
-
 
 def migrated_template(root: Path) -> Path:
-    """The session's migrated store (created under ``root`` on first use)."""
-    if not _TEMPLATE:
-        path = root / "mlflow.db"
-        MlflowClient(f"sqlite:///{path}").search_experiments()  # creates and migrates the schema
-        _TEMPLATE.append(path)
-    return _TEMPLATE[0]
+    """A new store under ``root``, its schema created and migrated (tests/conftest.py makes one per session)."""
+    path = root / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
 
 
 def seed_store(template: Path, db: Path) -> Path:

@@ -67,13 +67,9 @@ def test_bad_layer_is_one_sentence():
         sweep_config("default", layers=("conv1",))
 
 
-def _main():
-    return flow("sweep_layers").main
-
-
 def test_flow_rejects_bad_input_without_traceback_or_output(tmp_path, capsys):
     storage = tmp_path / "s"
-    main = _main()
+    main = flow("sweep_layers").main
     for args in (["--trial-epochs", "0"], ["--cpus-per-trial", "4", "--num-cpus", "2"], ["--layers", ""]):
         assert main(["--dry-run", "--no-tracking", "--storage", str(storage), *args]) == 2
         err = capsys.readouterr().err
