@@ -101,7 +101,8 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
                 continue
             log(f"{s}: all {c['checkpoints']} checkpoints are in storage; skipped")
             if s in STAGE_NAMES:  # a resumed run must not train the next stages on a classifier that did not learn
-                m = load_checkpoint(layout.checkpoint(s, c["checkpoints"]), s).get("metrics") or {}
+                kind = "judge" if s == "judge" else "classifier"  # the comparator is a classifier like E
+                m = load_checkpoint(layout.checkpoint(s, c["checkpoints"]), kind).get("metrics") or {}
                 stuck = did_not_learn(STAGE_NAMES[s], m, num_classes=meta.num_classes, steps=c["steps"],
                                       factor=cfg.learned_factor)
                 if stuck:
@@ -118,7 +119,8 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
             raise DGNError(tracker.diverged)
         training_seconds = time.time() - t
         clock.mark("ray train end, I/O")
-        checkpoints = {s: layout.checkpoints(stage_dir(cfg, s)) for s in ("classifier", "judge", "generator")}
+        checkpoints = {s: layout.checkpoints(stage_dir(cfg, s)) for s, _ in stages}
+        checkpoints.setdefault("classifier", [])  # E from --encoder-weights
         tracker.log_checkpoints(checkpoints)
 
         if not todo and exists(layout.quality):
@@ -159,12 +161,15 @@ def quality_stage(cfg: PipelineConfig, *, data: str, num_classes: int, checkpoin
     e_metrics = load_checkpoint(checkpoints["classifier"][-1], "classifier")["metrics"] if checkpoints["classifier"] \
         else {}
     j_metrics = load_checkpoint(checkpoints["judge"][-1], "judge")["metrics"]
+    c_metrics = load_checkpoint(checkpoints["comparator"][-1], "classifier")["metrics"] \
+        if checkpoints.get("comparator") else {}
     ev = ClassUnitEval(encoder=encoder, judge=judge, val=xv, val_labels=yv,
                        num_classes=min(num_classes, encoder.config.num_classes), am=cfg.am, starts=cfg.am_starts,
                        device=cfg.device)
     q, images = ev(generator, cfg.gan.layer, gck["code_stats"])
     summary = {"classifier_val_acc": e_metrics.get("val_acc", float("nan")),
-               "judge_val_acc": j_metrics.get("val_acc", float("nan")), **q,
+               "judge_val_acc": j_metrics.get("val_acc", float("nan")),
+               **({"comparator_val_acc": c_metrics["val_acc"]} if c_metrics else {}), **q,
                "dead_code_units": int((gck["code_stats"]["std"] <= 1e-6).sum()), "config": cfg.to_dict()}
     with tempfile.TemporaryDirectory(prefix="dgn-quality-") as tmp:  # the montages live in storage and MLflow
         montages = write_montages(Path(tmp), ev, generator, cfg.gan.layer, images)

@@ -10,6 +10,7 @@ from dgn.data.parquet import DatasetMeta
 from dgn.errors import DGNError
 from dgn.job.config import PipelineConfig
 from dgn.storage import RunLayout
+from dgn.train.gan import COMPARATOR_SEED_OFFSET
 
 Log = Callable[[str], None]
 
@@ -39,9 +40,17 @@ def encoder_ref(cfg: PipelineConfig) -> str:
     return cfg.encoder_weights or RunLayout(cfg.storage).checkpoint("classifier", cfg.classifier_checkpoints)
 
 
+def comparator_ref(cfg: PipelineConfig) -> str:
+    """The independent comparator's checkpoint (gan.comparator "independent"), else "" (E is the comparator)."""
+    return RunLayout(cfg.storage).checkpoint("comparator", 1) if cfg.gan.comparator == "independent" else ""
+
+
 def stage_configs(cfg: PipelineConfig, data: str, meta: DatasetMeta,
-                  stages: tuple[str, ...] = ("classifier", "judge", "generator")) -> list[tuple[str, dict]]:
-    """(stage, loop config) for each of ``stages`` (the classifier only when E is trained here)."""
+                  stages: tuple[str, ...] = ("classifier", "judge", "comparator", "generator")
+                  ) -> list[tuple[str, dict]]:
+    """(stage, loop config) for each of ``stages``: the classifier only when E is trained here, the comparator
+    only when G's feature loss compares an independent one (E's recipe and budget, seed + COMPARATOR_SEED_OFFSET,
+    one checkpoint: G needs only the last)."""
     common = dict(data=data, storage=cfg.storage, image_size=cfg.image_size, n_train=meta.counts["train"],
                   batch_size=cfg.batch_size, num_classes=meta.num_classes, class_names=meta.class_names,
                   stream_above_mb=cfg.stream_above_mb)
@@ -53,9 +62,14 @@ def stage_configs(cfg: PipelineConfig, data: str, meta: DatasetMeta,
     if "judge" in stages:
         out.append(("judge", dict(common, kind="judge", steps=cfg.judge_steps, checkpoints=cfg.judge_checkpoints,
                                   lr=cfg.judge_lr, seed=cfg.judge_seed, learned_factor=cfg.learned_factor)))
+    if "comparator" in stages and comparator_ref(cfg):
+        out.append(("comparator", dict(common, kind="comparator", arch=cfg.classifier, steps=cfg.classifier_steps,
+                                       checkpoints=1, lr=cfg.classifier_lr, seed=cfg.seed + COMPARATOR_SEED_OFFSET,
+                                       learned_factor=cfg.learned_factor)))
     if "generator" in stages:
-        out.append(("generator", dict(common, encoder=encoder_ref(cfg), gan=cfg.gan.to_dict(), steps=cfg.gan_steps,
-                                      checkpoints=cfg.gan_checkpoints, seed=cfg.seed)))
+        out.append(("generator", dict(common, encoder=encoder_ref(cfg), comparator=comparator_ref(cfg),
+                                      gan=cfg.gan.to_dict(), steps=cfg.gan_steps, checkpoints=cfg.gan_checkpoints,
+                                      seed=cfg.seed)))
     return out
 
 

@@ -22,8 +22,9 @@ from dgn.errors import DGNError
 from dgn.job.config import PipelineConfig
 from dgn.job.stages import finished, prepare_data, stage_configs
 from dgn.storage import RunLayout, exists
-from dgn.sweep.config import COMPARATOR_SEED_OFFSET, SweepConfig
+from dgn.sweep.config import SweepConfig
 from dgn.train.classifier import load_classifier, load_judge
+from dgn.train.gan import COMPARATOR_SEED_OFFSET
 from dgn.train.loops import fit_local
 
 Log = Callable[[str], None]

@@ -27,14 +27,12 @@ from dgn.am.dgn_am import AMConfig
 from dgn.data.uri import absolute, check_writable
 from dgn.errors import DGNError
 from dgn.nets.caffenet import check_layer
-from dgn.train.gan import GANConfig
+from dgn.train.gan import COMPARATORS, GANConfig
 
 LAYERS = ("conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8")
 REFERENCE_WEIGHTS = {"w_image": 1.0, "w_feature": 0.1, "w_adv": 0.01}
-COMPARATORS = ("encoder", "independent")
 SCHEDULERS = ("asha", "fifo")
 WEIGHT_BASES = ("reference", "product")
-COMPARATOR_SEED_OFFSET = 7919  # the independent comparator's seed: E's seed + this (never E's, never the judge's)
 
 
 @dataclass

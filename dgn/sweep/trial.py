@@ -40,7 +40,8 @@ def gan_config(cfg: SweepConfig, layer: str, weights: dict, code_shape: tuple[in
     the reference's D/G balance (G's update paused while D's loss ratio is above 10). With ``g_params`` (and the
     code's shape), G's front width is set so that every layer's G has that many parameters (dgn.sweep.capacity)."""
     pause = "update" if weights.get("w_adv", 0) > 0 else "none"
-    g = GANConfig(layer=layer, **weights, warmup_steps=cfg.warmup_steps, lr=cfg.lr, pause=pause)
+    g = GANConfig(layer=layer, **weights, warmup_steps=cfg.warmup_steps, lr=cfg.lr, pause=pause,
+                  comparator=cfg.comparator)
     if cfg.g_params and code_shape is not None:
         g.generator_overrides, _ = matched_overrides(tuple(code_shape), cfg.image_size, cfg.g_params,
                                                      preset=g.generator, base=g.generator_overrides)

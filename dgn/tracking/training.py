@@ -34,7 +34,7 @@ Log = Callable[[str], None]
 # The training run's params (flattened names), few and short on purpose: MLflow's image cards print every param
 # above the image (a long storage path also widens the card's content). The whole config is config.json.
 HEADLINE_PARAMS = ("preset", "workers", "gan.layer", "gan.w_adv")  # short values: the card keeps one line (storage: tag dgn.storage)
-STAGE_TITLES = {"classifier": "classifier E", "judge": "judge", "generator": "generator G"}
+STAGE_TITLES = {"classifier": "classifier E", "judge": "judge", "comparator": "comparator C", "generator": "generator G"}
 
 
 class TrainingTracker:
@@ -112,7 +112,7 @@ class TrainingTracker:
 
 
 def _summary(stage: str, m: Mapping[str, float]) -> str:
-    if stage in ("classifier", "judge"):
+    if stage in ("classifier", "judge", "comparator"):
         return f"loss {m['train_loss']:.3f}, train acc {m['train_acc']:.3f}, val acc {m['val_acc']:.3f}"
     keys = [k for k in ("g_loss", "image", "feature", "adversarial", "d_acc") if k in m]
     return ", ".join(f"{k} {m[k]:.4g}" for k in keys)

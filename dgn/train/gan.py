@@ -55,6 +55,8 @@ IMAGE_LOSSES = ("pixel", "contrast")
 REDUCTIONS = ("mean", "caffe")
 SCALES = ("unit", "caffe")
 PAUSES = ("none", "update", "adversarial")
+COMPARATORS = ("encoder", "independent")
+COMPARATOR_SEED_OFFSET = 7919  # the independent comparator's seed: E's seed + this (never E's, never the judge's)
 REMOVED = ("corr_weight",)  # fields of older configs that :meth:`GANConfig.from_dict` drops
 
 
@@ -81,6 +83,10 @@ class GANConfig:
     w_feature: float = 1.0
     w_adv: float = 0.0  # 0: no D at all
     feature_layer: str = "pool5"  # the comparator's layer
+    # the comparator C whose feature_layer the feature loss compares: "encoder" (E itself, the reference's) |
+    # "independent" (a third classifier trained like E with another seed; the job trains it as its "comparator"
+    # stage: no code layer is then also the comparator, and G cannot fit E's own idiosyncrasies)
+    comparator: str = "encoder"
     warmup_steps: int = 100  # image loss alone for the first steps
     lr: float = 1e-3
     beta1: float = 0.9
@@ -119,7 +125,8 @@ class GANConfig:
         check_layer(self.feature_layer)
         for name, val, valid in (("image_loss", self.image_loss, IMAGE_LOSSES),
                                  ("reduction", self.reduction, REDUCTIONS), ("scale", self.scale, SCALES),
-                                 ("pause", self.pause, PAUSES), ("discriminator", self.discriminator, DISCRIMINATORS)):
+                                 ("pause", self.pause, PAUSES), ("discriminator", self.discriminator, DISCRIMINATORS),
+                                 ("comparator", self.comparator, COMPARATORS)):
             if val not in valid:
                 raise DGNError(f"unknown {name} {val!r}; valid: {', '.join(valid)}")
         for name in ("w_image", "w_feature", "w_adv", "lr", "weight_decay_g", "weight_decay_d", "balance",
@@ -254,6 +261,9 @@ class GANTrainer:
         self.encoder = encoder.to(self.device).eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)
+        if (comparator is None) != (cfg.comparator == "encoder"):
+            raise DGNError(f"comparator {cfg.comparator!r} needs " + ("the independent comparator network"
+                           if comparator is None else "no comparator network (E is the comparator)"))
         self.comparator = None if comparator is None else comparator.to(self.device).eval()
         if self.comparator is not None:
             for p in self.comparator.parameters():

@@ -58,7 +58,7 @@ from dgn.train.codestats import code_stats
 from dgn.train.gan import GANConfig, GANTrainer
 from dgn.train.worker import Events, Worker
 
-STAGE_NAMES = {"classifier": "the classifier E", "judge": "the judge"}
+STAGE_NAMES = {"classifier": "the classifier E", "judge": "the judge", "comparator": "the comparator C"}
 
 
 # the data a worker trains on
@@ -206,7 +206,8 @@ def _resume_point(storage: str, stage_dir: str, n: int) -> int:
 
 
 def classifier_loop(cfg: dict) -> bool:
-    """Train E (``kind="classifier"``) or the judge (``kind="judge"``): AdamW + one-cycle over ``steps``.
+    """Train E (``kind="classifier"``), the judge (``kind="judge"``) or the independent comparator C
+    (``kind="comparator"``, a classifier like E): AdamW + one-cycle over ``steps``.
 
     cfg: kind, data, storage, image_size, arch, num_classes, class_names, n_train, steps, checkpoints, lr,
     batch_size, seed, learned_factor; context, threads, gpu, queue, die. Returns False when the stage stopped
@@ -229,7 +230,7 @@ def classifier_loop(cfg: dict) -> bool:
         opt = make_optimizer(model, cfg["lr"])
         sched = make_schedule(opt, cfg["lr"], cfg["steps"])
         if start:
-            ck = load_checkpoint(layout.checkpoint(stage, start), stage)
+            ck = load_checkpoint(layout.checkpoint(stage, start), "judge" if stage == "judge" else "classifier")
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
@@ -334,8 +335,9 @@ def generator_round(trainer: GANTrainer, batches, w: Worker, *, on_step=None) ->
 def generator_loop(cfg: dict) -> bool:
     """Train G (and D) on E's code for ``steps`` steps, ``checkpoints`` checkpoints.
 
-    cfg: data, storage, image_size, encoder (URI of E), gan (GANConfig fields), n_train, steps, checkpoints,
-    batch_size, seed; context, threads, gpu, queue, die. Returns False when the stage stopped.
+    cfg: data, storage, image_size, encoder (URI of E), comparator (URI of an independent comparator, or ""), gan
+    (GANConfig fields), n_train, steps, checkpoints, batch_size, seed; context, threads, gpu, queue, die. Returns
+    False when the stage stopped.
     """
     w = Worker(cfg)
     gan = GANConfig(**cfg["gan"])
@@ -353,6 +355,7 @@ def generator_loop(cfg: dict) -> bool:
             fixed = load_shard(cfg["data"], "val", image_size=cfg["image_size"], shard=(0, 1), limit=8)[0]
             fixed = fixed.to(w.device).float().div_(255)  # (8, 3, H, W): the reconstruction grid's images
         encoder = load_encoder(cfg["encoder"]).to(w.device)
+        comparator = load_encoder(cfg["comparator"]).to(w.device) if cfg.get("comparator") else None
         ck = load_checkpoint(layout.checkpoint(stage_dir, start), "gan") if start else None
     except DGNError as e:
         error = e
@@ -363,7 +366,7 @@ def generator_loop(cfg: dict) -> bool:
         stats = ck["code_stats"]
     else:
         stats = combine_stats(w, code_stats(encoder, gan.layer, stats_batches(src, w.device)))
-    trainer = GANTrainer(encoder, gan, code_stats=stats, device=w.device, seed=cfg["seed"])
+    trainer = GANTrainer(encoder, gan, code_stats=stats, device=w.device, seed=cfg["seed"], comparator=comparator)
     if ck is not None:
         trainer.load(ck, where=layout.checkpoint(stage_dir, start))
         w.put({"stage": stage, "note": f"resuming at checkpoint {start + 1} from {layout.checkpoint(stage_dir, start)}"})
@@ -395,7 +398,7 @@ def generator_loop(cfg: dict) -> bool:
 
 
 LOOPS: dict[str, Callable[[dict], bool]] = {"classifier": classifier_loop, "judge": classifier_loop,
-                                             "generator": generator_loop}
+                                             "comparator": classifier_loop, "generator": generator_loop}
 
 
 def pipeline_loop(cfg: dict) -> None:

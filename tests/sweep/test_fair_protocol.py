@@ -4,10 +4,12 @@ the score without X (the flow end to end: test_fair_flow.py)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from dgn.errors import DGNError
 from dgn.nets.caffenet import build_caffenet
 from dgn.sweep import score, sweep_config
 from dgn.sweep.capacity import generator_params, matched_overrides
@@ -47,7 +49,7 @@ def test_an_independent_comparator_replaces_e_in_the_feature_loss():
     cfg = GANConfig(layer="pool5", feature_layer="pool5", warmup_steps=0, w_image=0.0, w_feature=1.0)
     losses = {}
     for name, comp in (("e", None), ("c", c)):
-        t = GANTrainer(e, cfg, seed=3, comparator=comp)
+        t = GANTrainer(e, cfg if comp is None else replace(cfg, comparator="independent"), seed=3, comparator=comp)
         with torch.no_grad():
             fake = t.G(e.blob(x, "pool5"))  # train mode, as in step(): the same batch statistics
             net = e if comp is None else c
@@ -55,6 +57,10 @@ def test_an_independent_comparator_replaces_e_in_the_feature_loss():
         losses[name] = t.step(x)["feature"]
         assert losses[name] == pytest.approx(expected, rel=1e-5)
     assert abs(losses["e"] - losses["c"]) > 1e-3 * losses["e"]  # E's code layer is not what C compares
+    with pytest.raises(DGNError, match="needs the independent comparator network"):
+        GANTrainer(e, replace(cfg, comparator="independent"))
+    with pytest.raises(DGNError, match="needs no comparator network"):
+        GANTrainer(e, cfg, comparator=c)
 
 
 def test_score_without_x_renormalises_the_other_terms():

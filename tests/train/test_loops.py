@@ -7,8 +7,11 @@ import torch
 
 from dgn.data import read_meta, write_synthetic
 from dgn.errors import DGNError
+from dgn.job.config import preset_config
+from dgn.job.stages import stage_configs
 from dgn.storage import RunLayout
 from dgn.train.checkpoint import load_checkpoint
+from dgn.train.classifier import load_encoder
 from dgn.train.loops import fit_local, schedule, stream
 
 
@@ -99,3 +102,26 @@ def test_the_generator_stage_trains_on_the_streamed_input(tmp_path):
     assert inputs == ["classifier", "generator"]
     gen = [(e["epoch"], e["step"]) for e in events if e["stage"] == "generator" and "epoch" in e]
     assert gen == [(1, 2), (2, 4)] and not [e for e in events if "diverged" in e]
+
+
+def test_an_independent_comparator_is_its_own_stage_and_g_compares_against_it(tmp_path):
+    data = str(tmp_path / "data")
+    write_synthetic(data, n_train=48, n_val=16, seed=0, image_size=32)
+    meta = read_meta(data)
+    small = dict(data=data, storage=str(tmp_path / "run"), image_size=32, batch_size=16, classifier_steps=3,
+                 classifier_checkpoints=1, judge_steps=2, judge_checkpoints=1, gan_steps=2, gan_checkpoints=1,
+                 learned_factor=0.0, atlas_units="none")
+    default = stage_configs(preset_config(**small), data, meta)
+    assert [s for s, _ in default] == ["classifier", "judge", "generator"] and default[-1][1]["comparator"] == ""
+    stages = stage_configs(preset_config(**small, gan={"comparator": "independent"}), data, meta)
+    assert [s for s, _ in stages] == ["classifier", "judge", "comparator", "generator"]
+    events = []
+    fit_local(stages, on_event=events.append, threads=1)
+    layout = RunLayout(small["storage"])
+    assert stages[-1][1]["comparator"] == layout.checkpoint("comparator", 1)
+    e, c = load_encoder(layout.checkpoint("classifier", 1)), load_encoder(layout.checkpoint("comparator", 1))
+    assert c.config == e.config  # E's recipe ...
+    assert not torch.equal(c.state_dict()["fc8.weight"], e.state_dict()["fc8.weight"])  # ... another seed
+    notes = [e["note"] for e in events if e.get("stage") == "generator" and "note" in e]
+    assert any("independent comparator" in n for n in notes), notes
+    assert [e["step"] for e in events if e.get("stage") == "comparator" and "epoch" in e] == [3]
