@@ -9,7 +9,9 @@ last G, E and judge render every fc8 unit from ``--starts`` starts (20: 200 imag
 run's own AM settings, and the judge scores them: recognisability with a 95% bootstrap interval over
 **units** (a unit's starts are not independent), and realism — Fréchet distance, precision and recall
 (Kynkäänniemi 2019, k = 3) in judge features — against as many real val images, beside the real-vs-real
-floor of a disjoint real set of that N (docs/metrics.md). Runs are grouped by dataset (the run folder's
+floor of a disjoint real set of that N (docs/metrics.md). A run's row is kept in the run's storage
+(``realism_headline-s{starts}-a{am steps}.json``) and read back, not rescored, when asked again with the
+same settings — the scoring is seeded, so rescoring gives the same row. Runs are grouped by dataset (the run folder's
 name up to ``-seed``); a group's row gives the mean ± std across its runs (seeds) and says N.
 """
 
@@ -28,7 +30,7 @@ from dgn.am import AMConfig
 from dgn.metrics import bootstrap_interval, seed_spread
 from dgn.metrics.judge import judge_predictions
 from dgn.quality import ClassUnitEval
-from dgn.storage import RunLayout, exists, read_text
+from dgn.storage import RunLayout, exists, join, read_text, write_text
 
 KEYS = ("n", "fd", "floor_fd", "precision", "floor_precision", "recall", "floor_recall")
 HEADER = "| dataset | runs | images N | recognisability [95% CI over units] | FD (floor) | precision (floor) | recall (floor) |"
@@ -45,6 +47,16 @@ def _am_config(run: str) -> AMConfig:
 
 
 def score(run: str, *, starts: int, am_over: dict) -> dict:
+    """One run's row; read from its storage when this run was scored with these settings before."""
+    kept = join(run, f"realism_headline-s{starts}-a{am_over.get('steps', 0)}.json")
+    if exists(kept):
+        return {**json.loads(read_text(kept)), "run": run}
+    row = _score(run, starts=starts, am_over=am_over)
+    write_text(kept, json.dumps(row, indent=1))
+    return row
+
+
+def _score(run: str, *, starts: int, am_over: dict) -> dict:
     r = load_run(run)
     k = min(r.encoder.config.num_classes, int(r.val_labels.max()) + 1)
     am = AMConfig(**{**_am_config(run).__dict__, **am_over})
