@@ -33,7 +33,8 @@ def test_the_fair_sweep_gives_every_layer_the_same_g_size_and_the_product_g_does
     cfg = sweep_config("fair", storage="/tmp/unused-fair")
     built = {}
     for layer in ("conv3", "pool5", "fc6", "fc8"):
-        t = GANTrainer(net, gan_config(cfg, layer, {"w_image": 0.1, "w_feature": 1.0, "w_adv": 0.0}, net.code_shape(layer)))
+        g = gan_config(cfg, layer, {"w_image": 0.1, "w_feature": 1.0, "w_adv": 0.0}, net.code_shape(layer))
+        t = GANTrainer(net, g, comparator=net)  # the fair preset's independent comparator: any net, for G's size
         built[layer] = sum(p.numel() for p in t.generator.parameters())
     assert max(built.values()) / min(built.values()) < 1.02
     product = {layer: sum(p.numel() for p in GANTrainer(net, GANConfig(layer=layer)).generator.parameters())
