@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import realism_headline  # noqa: E402  (a bench script, importable once bench/ is on the path)
+import realism_headline  # a bench script, importable once bench/ is on the path
 
 
 def test_a_scored_run_is_read_back_not_rescored(tmp_path):
