@@ -27,7 +27,7 @@ from dgn.tracking.training import TrainingTracker
 from dgn.train.checkpoint import load_checkpoint
 from dgn.train.classifier import did_not_learn, load_encoder, load_judge
 from dgn.train.gan import load_generator
-from dgn.train.loops import STAGE_NAMES
+from dgn.train.loops import STAGE_NAMES, checkpoint_kind
 from dgn.train.ray_fit import Scaling, fit_stages
 
 Log = Callable[[str], None]
@@ -101,8 +101,7 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
                 continue
             log(f"{s}: all {c['checkpoints']} checkpoints are in storage; skipped")
             if s in STAGE_NAMES:  # a resumed run must not train the next stages on a classifier that did not learn
-                kind = "judge" if s == "judge" else "classifier"  # the comparator is a classifier like E
-                m = load_checkpoint(layout.checkpoint(s, c["checkpoints"]), kind).get("metrics") or {}
+                m = load_checkpoint(layout.checkpoint(s, c["checkpoints"]), checkpoint_kind(s)).get("metrics") or {}
                 stuck = did_not_learn(STAGE_NAMES[s], m, num_classes=meta.num_classes, steps=c["steps"],
                                       factor=cfg.learned_factor)
                 if stuck:

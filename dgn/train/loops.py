@@ -61,6 +61,11 @@ from dgn.train.worker import Events, Worker
 STAGE_NAMES = {"classifier": "the classifier E", "judge": "the judge", "comparator": "the comparator C"}
 
 
+def checkpoint_kind(stage: str) -> str:
+    """What a classifier stage's checkpoints hold: the judge's own kind, else a classifier (E, the comparator)."""
+    return "judge" if stage == "judge" else "classifier"
+
+
 # the data a worker trains on
 
 
@@ -230,7 +235,7 @@ def classifier_loop(cfg: dict) -> bool:
         opt = make_optimizer(model, cfg["lr"])
         sched = make_schedule(opt, cfg["lr"], cfg["steps"])
         if start:
-            ck = load_checkpoint(layout.checkpoint(stage, start), "judge" if stage == "judge" else "classifier")
+            ck = load_checkpoint(layout.checkpoint(stage, start), checkpoint_kind(stage))
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
