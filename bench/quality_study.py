@@ -50,6 +50,8 @@ FACTORS = {
     "pixel-pool5-led": ({"image_loss": "pixel"}, {}),
     "pixel-fc7-led": ({"image_loss": "pixel", "feature_layer": "fc7"}, {}),
     "pool5-only": ({"w_image": 0.0}, {}),
+    "contrast-0.3": ({"w_image": 0.3}, {}),  # the contrast image term stronger against the pool5 comparator
+    "contrast-led": ({"w_image": 1.0}, {}),
     "faithful-losses": ({"image_loss": "pixel", "w_image": 1.0, "w_feature": 0.1, "w_adv": 0.01, "warmup_steps": 0},
                         {}),
     "adversarial": ({"w_adv": 0.01}, {}),
