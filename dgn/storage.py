@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
-from dgn.data.uri import absolute, resolve, write_bytes
+from dgn.data.uri import absolute, read_bytes, resolve, write_bytes
 from dgn.errors import DGNError
 
 EPOCH_FILE = re.compile(r"^epoch=(\d+)\.pt$")  # written with 4 digits (epoch=0001.pt); read with any
@@ -46,9 +46,7 @@ def exists(uri: str, *, folder: bool = False) -> bool:
 
 
 def read_text(uri: str) -> str:
-    fs, path = resolve(uri)
-    with fs.open_input_stream(path) as f:
-        return f.read().decode()
+    return read_bytes(uri).decode()
 
 
 def write_text(uri: str, text: str) -> str:

@@ -16,17 +16,17 @@ import json
 
 import numpy as np
 
-from dgn.data.uri import join, resolve, write_bytes
+from dgn.data.uri import join, write_bytes
+from dgn.data.uri import read_bytes as _read_object
 from dgn.errors import DGNError
 
 VERSION = 1
 
 
 def read_bytes(uri: str) -> bytes | None:
-    fs, path = resolve(uri)
+    """The object at ``uri``, or None where there is none yet (or it cannot be read)."""
     try:
-        with fs.open_input_stream(path) as f:
-            return f.read()
+        return _read_object(uri)
     except (FileNotFoundError, OSError):
         return None
 

@@ -144,6 +144,18 @@ def join(uri: str, *parts: str) -> str:
     return os.path.join(uri, *parts)
 
 
+def read_bytes(uri: str) -> bytes:
+    """The whole object at a local path or ``s3://`` URI, in one read.
+
+    ``open_input_file`` (a HEAD, then one GET of known size), not ``open_input_stream``: pyarrow's
+    S3 stream fetches a whole-object ``read()`` in small pieces, 90× slower for a 68 MB G checkpoint
+    on the test S3 server (bench/s3_read.py). Raises FileNotFoundError for a missing object.
+    """
+    fs, path = resolve(uri)
+    with fs.open_input_file(path) as f:
+        return f.read()
+
+
 def write_bytes(uri: str, data: bytes) -> str:
     """Write ``data`` to a local path or ``s3://`` URI so that a reader never sees half of it; returns ``uri``.
 

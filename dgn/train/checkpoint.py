@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from dgn.data.uri import resolve, write_bytes
+from dgn.data.uri import read_bytes, write_bytes
 from dgn.errors import DGNError
 
 FORMAT = 1
@@ -37,10 +37,8 @@ def save_checkpoint(obj: dict, uri: str) -> str:
 
 def _read_bytes(uri: str) -> bytes:
     if _is_remote(uri):
-        fs, path = resolve(uri)
         try:
-            with fs.open_input_stream(path) as f:
-                return f.read()
+            return read_bytes(uri)
         except FileNotFoundError:
             raise DGNError(f"checkpoint {uri!r} does not exist") from None
     path = Path(uri.removeprefix("file://"))

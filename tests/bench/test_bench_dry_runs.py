@@ -38,6 +38,7 @@ HEADERS = {
     "quality_study.py": "| variant | recon_judge_acc | am_recognisability |",
     "realism_headline.py": "| dataset | runs | images N | recognisability",
     "ray_overhead.py": "workers  threads/worker  plain s/epoch  ray s/epoch  ray/plain",
+    "s3_read.py": "| object MB | stream s | file s (read_bytes) | stream / file |",
     "scaling_model.py": "== check on this CPU",
 }
 BENCHES = sorted(p.name for p in BENCH.glob("*.py") if p.name not in HELPERS)
