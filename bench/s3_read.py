@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from common import parse_args
 
-from dgn.data.uri import read_bytes, resolve, write_bytes
+from dgn.data.uri import read_bytes, resolve
 from dgn.timing import matmul_probe
 
 HEADER = "| object MB | stream s | file s (read_bytes) | stream / file |"
@@ -72,7 +72,7 @@ def bench(prefix: str, sizes: list[float], repeats: int) -> list[tuple[float, fl
     for mb in sizes:
         uri = f"{prefix}/object-{mb:g}MB.bin"
         payload = os.urandom(int(mb * 1024 * 1024))
-        write_bytes(uri, payload) if mb < 10 else _put_whole(uri, payload)
+        _put_whole(uri, payload)
         stream, file = [], []
         for _ in range(repeats):
             for fn, times in ((_stream_read, stream), (read_bytes, file)):

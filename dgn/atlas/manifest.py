@@ -16,17 +16,16 @@ import json
 
 import numpy as np
 
-from dgn.data.uri import join, write_bytes
-from dgn.data.uri import read_bytes as _read_object
+from dgn.data.uri import join, read_bytes, write_bytes
 from dgn.errors import DGNError
 
 VERSION = 1
 
 
-def read_bytes(uri: str) -> bytes | None:
+def read_if_present(uri: str) -> bytes | None:
     """The object at ``uri``, or None where there is none yet (or it cannot be read)."""
     try:
-        return _read_object(uri)
+        return read_bytes(uri)
     except (FileNotFoundError, OSError):
         return None
 
@@ -46,7 +45,7 @@ class Manifest:
     def open(cls, out: str, settings: dict) -> Manifest:
         """The manifest at ``out`` (a new one if none); refuses one made with other settings."""
         m = cls(out, settings)
-        raw = read_bytes(m.uri)
+        raw = read_if_present(m.uri)
         if raw is None:
             return m
         try:
@@ -88,7 +87,7 @@ class Manifest:
         self.save()
 
     def load(self, item_id: str) -> dict:
-        raw = read_bytes(self.result_uri(item_id))
+        raw = read_if_present(self.result_uri(item_id))
         if raw is None:
             raise DGNError(f"atlas result {self.result_uri(item_id)!r} named in the manifest is missing; delete "
                            f"{self.uri!r} to rebuild")

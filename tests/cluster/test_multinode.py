@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from dgn.atlas.demo import write_tiny_run
-from dgn.atlas.manifest import read_bytes
+from dgn.atlas.manifest import read_if_present
 from dgn.data import read_meta
 from dgn.storage import RunLayout, exists, join
 from tests.support.servers import free_port
@@ -129,7 +129,7 @@ def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, s3_buck
     manifest = join(out, "manifest.json")
 
     def items_done() -> int:
-        raw = read_bytes(manifest)  # None until the driver's first PUT
+        raw = read_if_present(manifest)  # None until the driver's first PUT
         try:
             return len(json.loads(raw)["items"]) if raw else 0
         except (ValueError, KeyError):
@@ -144,7 +144,7 @@ def test_atlas_loses_a_node_and_redoes_only_the_items_in_flight(cluster, s3_buck
         proc.kill()
     text = log.read_text()
     summary = json.loads(text[text.rindex("{"):text.rindex("}") + 1])
-    items = json.loads(read_bytes(manifest))["items"]
+    items = json.loads(read_if_present(manifest))["items"]
     # 2 classifier checkpoints × (fc8: 10 units in 3 items of ≤ 4, fc7: 16 units in 4 items)
     assert summary["items_skipped"] == 0 and len(items) == summary["items_done"] == 2 * (3 + 4)
     assert summary["units_rendered"] == 2 * (10 + 16)  # every unit exactly once: none lost, none counted twice
