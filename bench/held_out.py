@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = [  # (quality.json key, header)
     ("classifier_val_acc", "E val acc"),
     ("judge_val_acc", "judge val acc"),
+    ("recon_encoder_acc", "E on G(E(x))"),
     ("recon_judge_acc", "judge on G(E(x))"),
     ("am_recognisability", "fc8 recognisability"),
     ("am_median_activation_ratio", "median act. ratio"),

@@ -55,6 +55,7 @@ FACTORS = {
     "faithful-losses": ({"image_loss": "pixel", "w_image": 1.0, "w_feature": 0.1, "w_adv": 0.01, "warmup_steps": 0},
                         {}),
     "adversarial": ({"w_adv": 0.01}, {}),
+    "adversarial-0.1": ({"w_adv": 0.1}, {}),  # D ten times stronger: its share of G's loss at ~0.07 vs pool5's ~0.17
     "no-warmup": ({"warmup_steps": 0}, {}),
     "deconv-G": ({"generator_overrides": {**_G, "arch": "deconv"}}, {}),
     "no-batchnorm": ({"generator_overrides": {**_G, "norm": "none"}}, {}),
@@ -69,7 +70,7 @@ FACTORS = {
     "E-dropout-0.5": ({}, {}, {"dropout": 0.5}),  # Caffe's; the small preset has none
     "E-wide-fc": ({}, {}, {"fc": (1024, 1024)}),
 }
-METRICS = ("recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd",
+METRICS = ("recon_encoder_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd",
            "am_realism_precision", "steps")
 HEADER = "| variant | " + " | ".join(METRICS) + " |"
 # the job's sizes for the study; --dry-run: a few images, 2 steps of every stage, 1 AM start (of 2 steps)

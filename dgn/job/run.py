@@ -88,11 +88,8 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
         tracker.on_event(e)
 
     with tracker.open() as run:
-        init_ray(cfg.num_cpus)
-        resources = ray.cluster_resources()
         data = prepare_data(cfg, log)
         meta = read_meta(data)
-        clock.mark("ray start, data")
         layout = RunLayout(cfg.storage)
         stages = stage_configs(cfg, data, meta)
         todo = [(s, c) for s, c in stages if not finished(cfg, s, c)]
@@ -106,14 +103,19 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
                                       factor=cfg.learned_factor)
                 if stuck:
                     raise DGNError(stuck)
-        cpus = int(resources.get("CPU", 1))
-        per_worker = max(1, cpus // cfg.workers) if not os.environ.get("RAY_ADDRESS") else 1
-        scaling = Scaling(workers=cfg.workers, gpu=cfg.device == "cuda", cpus_per_worker=per_worker,
-                          max_failures=cfg.max_failures, ray_storage=layout.ray)
         t = time.time()
-        if todo:
+        if todo:  # Ray starts only for training: a finished job's rerun (and its atlas, if done) needs none
+            init_ray(cfg.num_cpus)
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            clock.mark("ray start, data")
+            t = time.time()
+            per_worker = max(1, cpus // cfg.workers) if not os.environ.get("RAY_ADDRESS") else 1
+            scaling = Scaling(workers=cfg.workers, gpu=cfg.device == "cuda", cpus_per_worker=per_worker,
+                              max_failures=cfg.max_failures, ray_storage=layout.ray)
             log(f"training {', '.join(s for s, _ in todo)} on {cfg.workers} Ray Train worker(s) × {per_worker} CPU")
             fit_stages(todo, name=run_name, scaling=scaling, on_event=on_event)
+        else:
+            clock.mark("data")
         if tracker.diverged:
             raise DGNError(tracker.diverged)
         training_seconds = time.time() - t
@@ -175,7 +177,8 @@ def quality_stage(cfg: PipelineConfig, *, data: str, num_classes: int, checkpoin
         for f in montages:
             write_bytes(RunLayout(cfg.storage).montage(f.name), f.read_bytes())
         tracker.log_quality({k: v for k, v in summary.items() if k != "config"}, sorted(montages))
-    log(f"quality: recognisability {q['am_recognisability']:.2f}, recon judge acc {q.get('recon_judge_acc', 0):.2f}, "
+    log(f"quality: recognisability {q['am_recognisability']:.2f}, G(E(x)) read by E "
+        f"{q.get('recon_encoder_acc', 0):.2f} / by the judge {q.get('recon_judge_acc', 0):.2f}, "
         f"median activation ratio {q['am_median_activation_ratio']:.2f}, realism at N={q['am_realism_n']:.0f}: "
         f"FD {q['am_realism_fd']:.1f} (real-vs-real floor {q['am_realism_floor_fd']:.1f}), precision "
         f"{q['am_realism_precision']:.2f} / recall {q['am_realism_recall']:.2f} (floor "

@@ -22,13 +22,19 @@ def reconstruct(generator: nn.Module, encoder: CaffeNet, layer: str, images: tor
 @torch.no_grad()
 def reconstruction_metrics(generator, encoder: CaffeNet, layer: str, images: torch.Tensor, labels: torch.Tensor,
                            *, judge: nn.Module | None = None, comparator_layer: str = "pool5") -> dict[str, float]:
-    """Image MSE (on [0,1]), comparator-feature MSE, and (with a judge) its accuracy on G(E(x))."""
+    """Image MSE (on [0,1]), comparator-feature MSE, E's own accuracy on G(E(x)) (``recon_encoder_acc``: does G
+    give E its class back?) and, with a judge, the judge's (``recon_judge_acc``: does a second net read it?).
+
+    Side by side the two accuracies tell apart a G that does not invert E's code (both low) from a code that
+    keeps what E needs but not what the judge reads (E high, the judge low; docs/quality.md)."""
     rec = reconstruct(generator, encoder, layer, images)
     was = encoder.training
     encoder.eval()
     feat = (encoder.blob(rec, comparator_layer) - encoder.blob(images, comparator_layer)).pow(2).mean().item()
+    e_lab = torch.cat([encoder(rec[i:i + 256]).argmax(1) for i in range(0, len(rec), 256)])
     encoder.train(was)
-    out = {"recon_image_mse": (rec - images).pow(2).mean().item(), "recon_feature_mse": feat}
+    out = {"recon_image_mse": (rec - images).pow(2).mean().item(), "recon_feature_mse": feat,
+           "recon_encoder_acc": (e_lab.cpu() == labels.cpu()).float().mean().item()}
     if judge is not None:
         lab, _ = judge_predictions(judge, rec)
         out["recon_judge_acc"] = (lab == labels.to(lab.device)).float().mean().item()

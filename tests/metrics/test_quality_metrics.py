@@ -11,6 +11,7 @@ from dgn.metrics import (
     manifold_precision,
     realism,
     recognisability,
+    reconstruct,
     reconstruction_metrics,
 )
 from dgn.nets import Generator, Judge, build_caffenet, generator_config
@@ -97,5 +98,12 @@ def test_reconstruction_metrics_keys_and_ranges():
     g = Generator(generator_config("small", (512,), widths=(16, 8, 8, 8), fc=(64,))).eval()
     x, y = torch.rand(6, 3, 64, 64), torch.arange(6) % 10
     m = reconstruction_metrics(g, e, "fc6", x, y, judge=Judge(num_classes=10).eval())
-    assert set(m) == {"recon_image_mse", "recon_feature_mse", "recon_judge_acc", "real_judge_acc"}
+    assert set(m) == {"recon_image_mse", "recon_feature_mse", "recon_encoder_acc", "recon_judge_acc", "real_judge_acc"}
     assert 0 < m["recon_image_mse"] < 1 and 0 <= m["recon_judge_acc"] <= 1
+    # E's accuracy on G(E(x)) is E's argmax on the reconstructions against the labels
+    rec = reconstruct(g, e, "fc6", x)
+    with torch.no_grad():
+        e_lab = e(rec).argmax(1)
+    assert m["recon_encoder_acc"] == pytest.approx((e_lab == y).float().mean().item())
+    wrong = (e_lab + 1) % 10  # labels E never gives: 0 by construction
+    assert reconstruction_metrics(g, e, "fc6", x, wrong)["recon_encoder_acc"] == 0.0
