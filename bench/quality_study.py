@@ -70,8 +70,8 @@ FACTORS = {
     "E-dropout-0.5": ({}, {}, {"dropout": 0.5}),  # Caffe's; the small preset has none
     "E-wide-fc": ({}, {}, {"fc": (1024, 1024)}),
 }
-METRICS = ("recon_encoder_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio", "am_realism_fd",
-           "am_realism_precision", "steps")
+METRICS = ("recon_encoder_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio",
+           "am_realism_fd", "am_realism_precision", "steps")
 HEADER = "| variant | " + " | ".join(METRICS) + " |"
 # the job's sizes for the study; --dry-run: a few images, 2 steps of every stage, 1 AM start (of 2 steps)
 SIZES = {"am_starts": 5}

@@ -129,8 +129,8 @@ def main(argv=None) -> int:
 def _train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     summary = run_training(cfg, log=log)
-    keys = ["classifier_val_acc", "judge_val_acc", "recon_encoder_acc", "recon_judge_acc", "am_recognisability", "am_median_activation_ratio",
-            "am_realism_n", "am_realism_fd", "am_realism_floor_fd", "am_realism_precision", "am_realism_recall",
+    keys = ["classifier_val_acc", "judge_val_acc", "recon_encoder_acc", "recon_judge_acc", "am_recognisability",
+            "am_median_activation_ratio", "am_realism_n", "am_realism_fd", "am_realism_floor_fd", "am_realism_precision", "am_realism_recall",
             "training_seconds", "total_seconds"]
     print(json.dumps({k: round(summary[k], 4) for k in keys if k in summary}, indent=1))
     log(f"done: checkpoints, quality.json and montages are in {cfg.storage}")

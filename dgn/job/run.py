@@ -103,7 +103,6 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
                                       factor=cfg.learned_factor)
                 if stuck:
                     raise DGNError(stuck)
-        t = time.time()
         if todo:  # Ray starts only for training: a finished job's rerun (and its atlas, if done) needs none
             init_ray(cfg.num_cpus)
             cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -116,6 +115,7 @@ def _run(cfg: PipelineConfig, clock: StageClock, *, t0: float, run_name: str, lo
             fit_stages(todo, name=run_name, scaling=scaling, on_event=on_event)
         else:
             clock.mark("data")
+            t = time.time()
         if tracker.diverged:
             raise DGNError(tracker.diverged)
         training_seconds = time.time() - t

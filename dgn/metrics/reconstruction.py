@@ -30,8 +30,9 @@ def reconstruction_metrics(generator, encoder: CaffeNet, layer: str, images: tor
     rec = reconstruct(generator, encoder, layer, images)
     was = encoder.training
     encoder.eval()
-    feat = (encoder.blob(rec, comparator_layer) - encoder.blob(images, comparator_layer)).pow(2).mean().item()
-    e_lab = torch.cat([encoder(rec[i:i + 256]).argmax(1) for i in range(0, len(rec), 256)])
+    on_rec = encoder.blobs(rec, (comparator_layer, "fc8"))  # the comparator's view and E's logits: one pass
+    feat = (on_rec[comparator_layer] - encoder.blob(images, comparator_layer)).pow(2).mean().item()
+    e_lab = on_rec["fc8"].argmax(1)
     encoder.train(was)
     out = {"recon_image_mse": (rec - images).pow(2).mean().item(), "recon_feature_mse": feat,
            "recon_encoder_acc": (e_lab.cpu() == labels.cpu()).float().mean().item()}
