@@ -52,6 +52,8 @@ VARIANTS = {
     "lr-0.05-steps-400": {"lr": 0.05, "steps": 400},
     "bounds-2sigma": {"_sigmas": 2.0},  # clip each code unit to [0, mean + 2σ] instead of 3σ
     "bounds-1sigma": {"_sigmas": 1.0},
+    "lr-0.5-bounds-2sigma": {"lr": 0.5, "_sigmas": 2.0},
+    "lr-0.5-bounds-2sigma-noise-0.5": {"lr": 0.5, "_sigmas": 2.0, "noise_std": 0.5},
     "decay-0.03": {"decay": 0.03},
     "decay-0.1": {"decay": 0.1},
 }

@@ -87,9 +87,9 @@ def _start(cfg, k, stats):
 
 
 def test_defaults_are_the_product_and_am_paper_the_reference():
-    # the product default: what the old DEFAULT_AM laid over the old AMConfig() (lr now 0.25), made faithful to the
+    # the product default: what the old DEFAULT_AM laid over the old AMConfig() (lr now 0.5), made faithful to the
     # reference in what it returns (the last step, keep_best off), the start (not clipped) and clip-then-decay
-    assert AMConfig() == AMConfig(steps=200, lr=0.25, lr_end=1e-10, decay=0.01, normalise_grad=True, clip=True,
+    assert AMConfig() == AMConfig(steps=200, lr=0.5, lr_end=1e-10, decay=0.01, normalise_grad=True, clip=True,
                                   clip_start=False, init="noise", noise_std=1.0, seed=0, keep_best=False, jitter=0)
     assert {k: v for k, v in AM_PAPER.items() if getattr(AMConfig(), k) != v} == {"lr": 8.0, "init": "randn"}
     p = AMConfig(**AM_PAPER)  # act_max.py run by 1_activate_output.sh
