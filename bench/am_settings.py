@@ -33,6 +33,7 @@ VARIANTS = {
     "baseline": {},
     "lr-0.05": {"lr": 0.05},
     "lr-0.1": {"lr": 0.1},
+    "lr-0.25": {"lr": 0.25},  # the default before 2026-12-03
     "lr-0.5": {"lr": 0.5},
     "lr-1": {"lr": 1.0},
     "lr-8 (paper)": {"lr": 8.0},
